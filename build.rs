@@ -1,0 +1,59 @@
+//! Generates the C header with cbindgen into `OUT_DIR/session.h`.
+//!
+//! The committed `include/session.h` is the contract: `tests/header.rs` compares it
+//! with this fresh generation. Set `SESSION_WRITE_HEADER=1` to refresh the committed
+//! copy. A cbindgen failure (usually a Rust syntax error) only prints a warning, so
+//! rustc's own error messages stay visible.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed=SESSION_WRITE_HEADER");
+
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let generated = out_dir.join("session.h");
+
+    let mut config = match cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")) {
+        Ok(config) => config,
+        Err(err) => {
+            println!("cargo:warning=cbindgen.toml: {err}");
+            return;
+        }
+    };
+    let (major, minor, patch) = (
+        env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_default(),
+        env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_default(),
+        env::var("CARGO_PKG_VERSION_PATCH").unwrap_or_default(),
+    );
+    config.after_includes = Some(format!(
+        "\n#define LIBSESSION_VERSION_MAJOR {major}\n#define LIBSESSION_VERSION_MINOR {minor}\n\
+         #define LIBSESSION_VERSION_PATCH {patch}\n#define LIBSESSION_VERSION \"{major}.{minor}.{patch}\"\n\n\
+         /* Length of a session id: 64 lowercase hexadecimal characters. */\n\
+         #define SESSION_ID_LEN 64"
+    ));
+
+    match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(bindings) => {
+            bindings.write_to_file(&generated);
+            println!(
+                "cargo:rustc-env=SESSION_GENERATED_HEADER={}",
+                generated.display()
+            );
+            if env::var_os("SESSION_WRITE_HEADER").is_some() {
+                bindings.write_to_file(crate_dir.join("include").join("session.h"));
+            }
+        }
+        Err(err) => {
+            // Do not panic: rustc reports the underlying error better than cbindgen.
+            println!("cargo:warning=cbindgen could not generate session.h: {err}");
+        }
+    }
+}

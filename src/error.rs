@@ -1,0 +1,97 @@
+//! Errors of the core, and the stable codes the C API reports for them.
+
+use std::fmt;
+use std::io;
+
+/// Why a call failed. The numbers are part of the ABI: never change or reuse one.
+///
+/// Read it with `session_last_error_code()` after a call returned NULL or 0: a server
+/// answers 401 for `SESSION_ERROR_NOT_FOUND` but 503 for
+/// `SESSION_ERROR_STORAGE_UNAVAILABLE` or `SESSION_ERROR_TIMEOUT`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionError {
+    /// The last call on this thread succeeded.
+    Ok = 0,
+    /// No such session, or it has expired or been destroyed.
+    NotFound = 1,
+    /// A NULL pointer or a malformed argument (for example a session id that is not
+    /// 64 lowercase hexadecimal characters).
+    InvalidArgument = 2,
+    /// The data is larger than the configured `max_data_size`.
+    TooLarge = 3,
+    /// The store could not be reached or written (I/O error, disk full, server down).
+    StorageUnavailable = 4,
+    /// The store did not answer in time.
+    Timeout = 5,
+    /// The configuration is invalid; the message names the key and the value.
+    Config = 6,
+    /// A bug in libsession (a caught panic, for example).
+    Internal = 7,
+}
+
+impl SessionError {
+    /// The code for an integer, `Internal` for numbers no version has used.
+    pub fn from_code(code: i32) -> SessionError {
+        match code {
+            0 => SessionError::Ok,
+            1 => SessionError::NotFound,
+            2 => SessionError::InvalidArgument,
+            3 => SessionError::TooLarge,
+            4 => SessionError::StorageUnavailable,
+            5 => SessionError::Timeout,
+            6 => SessionError::Config,
+            _ => SessionError::Internal,
+        }
+    }
+}
+
+/// An error of the core: a code and a message for humans (never session data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: SessionError,
+    pub message: String,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(code: SessionError, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Error {
+        Error::new(
+            SessionError::NotFound,
+            "session not found (never created, expired or destroyed)",
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(SessionError::InvalidArgument, message)
+    }
+
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::new(SessionError::Config, message)
+    }
+
+    /// An I/O error of a store, with what was being done.
+    pub fn io(what: &str, err: io::Error) -> Error {
+        let code = match err.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => SessionError::Timeout,
+            _ => SessionError::StorageUnavailable,
+        };
+        Error::new(code, format!("{what}: {err}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
