@@ -74,6 +74,9 @@ extern "C" {
 
  Thread-safe. Never scans the store: its cost does not grow with the number of
  stored sessions.
+
+ # Safety
+ `data` is NULL or a NUL-terminated string.
  */
 char *session_create(const char *data);
 
@@ -87,6 +90,9 @@ char *session_create(const char *data);
  fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
 
  Thread-safe. Never returns a half-written session.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
  */
 char *session_get(const char *session_id);
 
@@ -99,6 +105,9 @@ char *session_get(const char *session_id);
 
  Thread-safe. Concurrent updates of one session are serialised; a process killed
  during an update leaves the old data or the new, never a mix.
+
+ # Safety
+ Each argument is NULL or a NUL-terminated string.
  */
 int session_update(const char *session_id, const char *data);
 
@@ -110,6 +119,9 @@ int session_update(const char *session_id, const char *data);
  why.
 
  Thread-safe.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
  */
 int session_destroy(const char *session_id);
 
@@ -138,6 +150,9 @@ void session_remove_expired(void);
 /*
  Frees a string returned by libsession. Equivalent to `free()`, for callers
  (FFI from other languages) that cannot reach the C allocator. NULL is ignored.
+
+ # Safety
+ `ptr` is NULL or a string returned by libsession and not yet freed.
  */
 void session_free(void *ptr);
 
@@ -151,6 +166,9 @@ void session_free(void *ptr);
  embedded default (files in `./sessions`, lifetime 3600 s).
 
  Thread-safe: calls in flight finish on the old store first.
+
+ # Safety
+ `config_path` is NULL or a NUL-terminated string.
  */
 int session_init(const char *config_path);
 
@@ -160,6 +178,9 @@ int session_init(const char *config_path);
 
  Returns non-zero on success; on failure 0, the previous configuration stays, and
  `session_last_error()` names the bad key and value. Thread-safe.
+
+ # Safety
+ `json` is NULL or a NUL-terminated string.
  */
 int session_init_json(const char *json);
 

@@ -112,6 +112,9 @@ fn malloc_string(bytes: &[u8]) -> Result<*mut c_char> {
 ///
 /// Thread-safe. Never scans the store: its cost does not grow with the number of
 /// stored sessions.
+///
+/// # Safety
+/// `data` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_create(data: *const c_char) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
@@ -130,6 +133,9 @@ pub unsafe extern "C" fn session_create(data: *const c_char) -> *mut c_char {
 /// fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
 ///
 /// Thread-safe. Never returns a half-written session.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_get(session_id: *const c_char) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
@@ -147,6 +153,9 @@ pub unsafe extern "C" fn session_get(session_id: *const c_char) -> *mut c_char {
 ///
 /// Thread-safe. Concurrent updates of one session are serialised; a process killed
 /// during an update leaves the old data or the new, never a mix.
+///
+/// # Safety
+/// Each argument is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_update(session_id: *const c_char, data: *const c_char) -> c_int {
     boundary(0, || {
@@ -164,6 +173,9 @@ pub unsafe extern "C" fn session_update(session_id: *const c_char, data: *const 
 /// why.
 ///
 /// Thread-safe.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_destroy(session_id: *const c_char) -> c_int {
     boundary(0, || {
@@ -201,6 +213,9 @@ pub extern "C" fn session_remove_expired() {
 
 /// Frees a string returned by libsession. Equivalent to `free()`, for callers
 /// (FFI from other languages) that cannot reach the C allocator. NULL is ignored.
+///
+/// # Safety
+/// `ptr` is NULL or a string returned by libsession and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn session_free(ptr: *mut c_void) {
     boundary((), || {
@@ -218,6 +233,9 @@ pub unsafe extern "C" fn session_free(ptr: *mut c_void) {
 /// embedded default (files in `./sessions`, lifetime 3600 s).
 ///
 /// Thread-safe: calls in flight finish on the old store first.
+///
+/// # Safety
+/// `config_path` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_init(config_path: *const c_char) -> c_int {
     boundary(0, || {
@@ -233,6 +251,9 @@ pub unsafe extern "C" fn session_init(config_path: *const c_char) -> c_int {
 ///
 /// Returns non-zero on success; on failure 0, the previous configuration stays, and
 /// `session_last_error()` names the bad key and value. Thread-safe.
+///
+/// # Safety
+/// `json` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_init_json(json: *const c_char) -> c_int {
     boundary(0, || {

@@ -115,7 +115,7 @@ fn descriptors(header: &[u8]) -> Vec<(usize, Descriptor)> {
                 .map(|d| (slot, d))
         })
         .collect();
-    found.sort_by(|a, b| b.1.seq.cmp(&a.1.seq));
+    found.sort_by_key(|d| std::cmp::Reverse(d.1.seq));
     found
 }
 
@@ -217,7 +217,7 @@ impl FileStore {
     fn open_session(&self, id: &SessionId, flags: libc::c_int) -> io::Result<File> {
         let mut name = [0u8; ID_LEN + 1];
         name[..ID_LEN].copy_from_slice(id.as_bytes());
-        self.open_name(&name, flags, 0)
+        self.open_name(&name, flags, 0o600)
     }
 
     /// `openat` in the session directory; `name` ends with a NUL.

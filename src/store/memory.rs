@@ -83,11 +83,7 @@ impl Store for MemoryStore {
                 entry.data = data.into();
                 Ok(true)
             }
-            Some(_) => {
-                shard.remove(id);
-                Ok(false)
-            }
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 
