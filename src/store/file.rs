@@ -250,28 +250,39 @@ impl FileStore {
         Ok(())
     }
 
-    /// Reads a session file whole: `FIRST_READ` bytes, then the rest if there is more.
+    /// Reads a session file whole into `buf`: `FIRST_READ` bytes, then, if there is
+    /// more, the rest (sized by `fstat`). The buffer is not zeroed first.
     fn read_file(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.clear();
-        buf.resize(FIRST_READ, 0);
-        let mut filled = 0;
+        buf.reserve(FIRST_READ);
         loop {
-            match file.read_at(&mut buf[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        let size = file.metadata()?.len() as usize;
-                        let want = size.max(buf.len() + 1);
-                        buf.resize(want, 0);
-                    }
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: pread writes at most spare.len() bytes into the spare capacity.
+            let n = unsafe {
+                libc::pread(
+                    file.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    buf.len() as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
+                return Err(err);
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            // SAFETY: the kernel initialised n more bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            if buf.len() == buf.capacity() {
+                let size = file.metadata()?.len() as usize;
+                buf.reserve(size.saturating_sub(buf.len()).max(1));
             }
         }
-        buf.truncate(filled);
-        Ok(())
     }
 }
 
