@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Default session lifetime: one hour.
 pub const DEFAULT_LIFETIME_SECS: u64 = 3600;
+/// Longest lifetime accepted: ten years.
+pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 /// Default largest accepted session data: 1 MiB.
 pub const DEFAULT_MAX_DATA_SIZE: usize = 1 << 20;
 /// Largest `max_data_size` accepted: 512 MiB.
@@ -110,11 +112,11 @@ impl Config {
         let lifetime = match sessions.get("lifetime") {
             None => DEFAULT_LIFETIME_SECS,
             Some(value) => match value.as_u64() {
-                Some(secs) if secs > 0 => secs,
+                Some(secs) if secs > 0 && secs <= MAX_LIFETIME_SECS => secs,
                 _ => {
                     return Err(wrong_type(
                         "sessions.lifetime",
-                        "a positive integer (seconds)",
+                        "a positive integer (seconds) of at most 315360000 (ten years)",
                         value,
                     ))
                 }
@@ -363,8 +365,16 @@ mod tests {
     fn errors_name_the_key_and_value() {
         assert!(err(r#"{"sessions": {"driver": "mongo"}}"#).contains("sessions.driver \"mongo\""));
         assert!(err(r#"{"sessions": {"driver": "memory", "lifetime": 0}}"#)
-            .contains("sessions.lifetime must be a positive integer (seconds), got 0"));
+            .contains("sessions.lifetime must be a positive integer (seconds) of at most 315360000 (ten years), got 0"));
         assert!(err(r#"{"sessions": {"driver": "memory", "lifetime": -5}}"#).contains("got -5"));
+        assert!(
+            err(r#"{"sessions": {"driver": "memory", "lifetime": 18446744074}}"#)
+                .contains("at most 315360000")
+        );
+        assert!(
+            Config::from_json(br#"{"sessions": {"driver": "memory", "lifetime": 315360000}}"#)
+                .is_ok()
+        );
         assert!(
             err(r#"{"sessions": {"driver": "memory", "lifetime": "3600"}}"#)
                 .contains("got \"3600\"")

@@ -57,6 +57,8 @@ const OPTIMISTIC_READS: usize = 3;
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 /// First read of a session file; larger files take a second read.
 const FIRST_READ: usize = 16 * 1024;
+/// No session file is read beyond this: 4 times the largest `max_data_size`.
+const MAX_FILE_READ: usize = 4 * 512 * 1024 * 1024;
 
 /// One version of a session, as described by a descriptor slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,40 +252,61 @@ impl FileStore {
         Ok(())
     }
 
-    /// Reads a session file whole into `buf`: `FIRST_READ` bytes, then, if there is
-    /// more, the rest (sized by `fstat`). The buffer is not zeroed first.
+    /// Reads a session file into `buf`: `FIRST_READ` bytes, and if the file is longer,
+    /// up to the end of the furthest data its descriptors name (bytes beyond it are
+    /// stale and not read). The buffer is not zeroed first.
     fn read_file(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.clear();
-        buf.reserve(FIRST_READ);
-        loop {
-            let spare = buf.spare_capacity_mut();
-            // SAFETY: pread writes at most spare.len() bytes into the spare capacity.
-            let n = unsafe {
-                libc::pread(
-                    file.as_raw_fd(),
-                    spare.as_mut_ptr().cast(),
-                    spare.len(),
-                    buf.len() as libc::off_t,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            // SAFETY: the kernel initialised n more bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            if buf.len() == buf.capacity() {
-                let size = file.metadata()?.len() as usize;
-                buf.reserve(size.saturating_sub(buf.len()).max(1));
-            }
+        pread_append(file, buf, FIRST_READ)?;
+        if buf.len() < FIRST_READ {
+            return Ok(()); // the whole file
         }
+        let wanted = descriptors(&buf[..HEADER_LEN])
+            .iter()
+            .map(|(_, d)| d.end())
+            .max()
+            .unwrap_or(0);
+        let wanted = usize::try_from(wanted)
+            .unwrap_or(usize::MAX)
+            .min(MAX_FILE_READ);
+        if wanted > buf.len() {
+            pread_append(file, buf, wanted - buf.len())?;
+        }
+        Ok(())
     }
+}
+
+/// Appends up to `count` bytes read from `file` at offset `buf.len()`; stops early
+/// only at the end of the file.
+fn pread_append(file: &File, buf: &mut Vec<u8>, count: usize) -> io::Result<()> {
+    buf.reserve_exact(count);
+    let end = buf.len() + count;
+    while buf.len() < end {
+        let want = end - buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..want];
+        // SAFETY: pread writes at most spare.len() bytes into the spare capacity.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                buf.len() as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            break;
+        }
+        // SAFETY: the kernel initialised n more bytes.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+    }
+    Ok(())
 }
 
 fn now_ns() -> u64 {
@@ -382,7 +405,8 @@ impl Store for FileStore {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             Err(err) => return Err(Error::io("cannot create the session file", err)),
         };
-        let expires_ns = now_ns().saturating_add(lifetime.as_nanos() as u64);
+        let lifetime_ns = u64::try_from(lifetime.as_nanos()).unwrap_or(u64::MAX);
+        let expires_ns = now_ns().saturating_add(lifetime_ns);
         let desc = Descriptor {
             len,
             seq: 1,

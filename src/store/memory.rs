@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 const SHARDS: usize = 64;
+/// Stands in for an expiry too far away for `Instant` (the config caps lifetimes).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 struct Entry {
     data: Box<[u8]>,
@@ -62,7 +64,7 @@ impl Store for MemoryStore {
             *id,
             Entry {
                 data: data.into(),
-                expires: now + lifetime,
+                expires: now.checked_add(lifetime).unwrap_or(now + FAR_FUTURE),
             },
         );
         Ok(true)
