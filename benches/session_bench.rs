@@ -32,12 +32,15 @@
 //!   3. file driver, 100,000 stored: populate; GC scan with nothing expired; get;
 //!      update; create;
 //!   4. the 100,000 sessions with lifetime 1 s for the expiring GC, in their own dir;
-//!   ---- from here on files are deleted ----
+//!
+//!   From here on files are deleted:
+//!
 //!   5. update floor by temp file + rename over the old file (frees an inode per call;
 //!      a design that updates this way lives permanently in this delete/create churn,
 //!      so measuring it here is its realistic cost); destroy vs unlink; 100k then 1k;
 //!   6. GC with everything expired (includes 100,000 unlinks);
 //!   7. cleanup (unlinks everything left).
+//!
 //! If every candidate directory is slow, the notes say so (WARNING): absolute create
 //! times are then inflated, the ratios to the interleaved floors remain fair. A store
 //! of 100,000 files fills ~13 block groups, and the creates that follow go on into
