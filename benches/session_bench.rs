@@ -698,6 +698,7 @@ fn set_topdir(dir: &Path) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn file_phase_one(
     p: &Params,
     parent: &Path,
