@@ -43,18 +43,59 @@ pub enum DriverConfig {
     },
     /// An in-process store; sessions die with the process.
     Memory,
-    /// A Redis server from `databases.redis`.
+    /// A Redis server: an entry of `databases.redis`, or `sessions.url`.
     Redis(RedisConfig),
 }
 
-/// One entry of `databases.redis`.
+/// Where the Redis driver connects, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    pub host_id: String,
-    pub ip: String,
-    pub port: u16,
-    pub dbindex: i64,
+    pub server: RedisServer,
+    /// Prepended to the session id to make the key (default `session:`).
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    /// Longest wait for one command's answer (and for a free pooled connection).
+    pub command_timeout: Duration,
+    /// Most connections open at once; they are made when first needed.
+    pub pool_size: usize,
+    /// PEM file of the certificate authorities trusted for `rediss://` (default:
+    /// the system's trust store).
+    pub tls_ca_file: Option<PathBuf>,
 }
+
+/// The Redis server to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisServer {
+    /// `sessions.url`: `redis://`, `rediss://` (TLS) or `unix://`; it carries the
+    /// database, user and password itself.
+    Url(Secret),
+    /// An entry of `databases.redis`.
+    Entry {
+        host_id: String,
+        ip: String,
+        port: u16,
+        dbindex: i64,
+        user: Option<String>,
+        password: Option<Secret>,
+    },
+}
+
+/// A string that may hold a password: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Default Redis timeouts (connect, and each command).
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 1000;
+/// Default most Redis connections open at once.
+pub const DEFAULT_REDIS_POOL_SIZE: usize = 16;
+/// Default key prefix of the Redis driver.
+pub const DEFAULT_KEY_PREFIX: &str = "session:";
 
 const SESSION_KEYS: &[&str] = &[
     "driver",
@@ -63,6 +104,12 @@ const SESSION_KEYS: &[&str] = &[
     "lifetime",
     "max_data_size",
     "fsync",
+    "url",
+    "key_prefix",
+    "connect_timeout_ms",
+    "command_timeout_ms",
+    "pool_size",
+    "tls_ca_file",
 ];
 
 impl Config {
@@ -217,6 +264,71 @@ fn file_driver(
 }
 
 fn redis_driver(root: &Map<String, Value>, sessions: &Map<String, Value>) -> Result<RedisConfig> {
+    let server = match string_key(sessions, "sessions", "url")? {
+        Some(url) => {
+            let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+            if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
+                return Err(Error::config(
+                    "sessions.url must start with redis://, rediss:// (TLS) or unix://",
+                ));
+            }
+            RedisServer::Url(Secret(url.to_string()))
+        }
+        None => redis_entry(root, sessions)?,
+    };
+    let key_prefix = string_key(sessions, "sessions", "key_prefix")?
+        .unwrap_or(DEFAULT_KEY_PREFIX)
+        .to_string();
+    if key_prefix.len() > 256 {
+        return Err(Error::config(
+            "sessions.key_prefix is longer than 256 bytes",
+        ));
+    }
+    let millis = |key: &str| -> Result<Duration> {
+        match sessions.get(key) {
+            None => Ok(Duration::from_millis(DEFAULT_REDIS_TIMEOUT_MS)),
+            Some(value) => match value.as_u64() {
+                Some(ms) if (1..=600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+                _ => Err(wrong_type(
+                    &format!("sessions.{key}"),
+                    "an integer from 1 to 600000 (milliseconds)",
+                    value,
+                )),
+            },
+        }
+    };
+    let pool_size = match sessions.get("pool_size") {
+        None => DEFAULT_REDIS_POOL_SIZE,
+        Some(value) => match value.as_u64() {
+            Some(n) if (1..=1024).contains(&n) => n as usize,
+            _ => {
+                return Err(wrong_type(
+                    "sessions.pool_size",
+                    "an integer from 1 to 1024",
+                    value,
+                ))
+            }
+        },
+    };
+    let tls_ca_file = string_key(sessions, "sessions", "tls_ca_file")?.map(PathBuf::from);
+    if tls_ca_file.is_some()
+        && !matches!(&server, RedisServer::Url(url) if url.0.starts_with("rediss://"))
+    {
+        return Err(Error::config(
+            "sessions.tls_ca_file needs a TLS server: set sessions.url to a rediss:// URL",
+        ));
+    }
+    Ok(RedisConfig {
+        server,
+        key_prefix,
+        connect_timeout: millis("connect_timeout_ms")?,
+        command_timeout: millis("command_timeout_ms")?,
+        pool_size,
+        tls_ca_file,
+    })
+}
+
+fn redis_entry(root: &Map<String, Value>, sessions: &Map<String, Value>) -> Result<RedisServer> {
     let host_id = match (
         string_key(sessions, "sessions", "host_id")?,
         string_key(sessions, "sessions", "storage_name")?,
@@ -224,7 +336,7 @@ fn redis_driver(root: &Map<String, Value>, sessions: &Map<String, Value>) -> Res
         (Some(id), _) | (None, Some(id)) => id,
         (None, None) => {
             return Err(Error::config(
-                "sessions.storage_name (or host_id) is required for the redis driver: name an entry of databases.redis",
+                "the redis driver needs sessions.storage_name (or host_id) naming an entry of databases.redis, or sessions.url",
             ))
         }
     };
@@ -280,11 +392,13 @@ fn redis_driver(root: &Map<String, Value>, sessions: &Map<String, Value>) -> Res
             }
         },
     };
-    Ok(RedisConfig {
+    Ok(RedisServer::Entry {
         host_id: host_id.to_string(),
         ip,
         port,
         dbindex,
+        user: string_key(entry, &path, "user")?.map(str::to_string),
+        password: string_key(entry, &path, "password")?.map(|p| Secret(p.to_string())),
     })
 }
 
@@ -353,11 +467,38 @@ mod tests {
         assert_eq!(
             config.driver,
             DriverConfig::Redis(RedisConfig {
-                host_id: "r1".into(),
-                ip: "127.0.0.1".into(),
-                port: 6380,
-                dbindex: 2
+                server: RedisServer::Entry {
+                    host_id: "r1".into(),
+                    ip: "127.0.0.1".into(),
+                    port: 6380,
+                    dbindex: 2,
+                    user: None,
+                    password: None,
+                },
+                key_prefix: "session:".into(),
+                connect_timeout: Duration::from_millis(1000),
+                command_timeout: Duration::from_millis(1000),
+                pool_size: 16,
+                tls_ca_file: None,
             })
+        );
+        let config = Config::from_json(
+            br#"{"sessions": {"driver": "redis", "url": "rediss://u:pw@cache:6380/3", "key_prefix": "app:",
+                              "connect_timeout_ms": 250, "command_timeout_ms": 500, "pool_size": 4}}"#,
+        )
+        .unwrap();
+        let DriverConfig::Redis(redis) = config.driver else {
+            panic!("not redis")
+        };
+        assert_eq!(
+            redis.server,
+            RedisServer::Url(Secret("rediss://u:pw@cache:6380/3".into()))
+        );
+        assert_eq!((redis.key_prefix.as_str(), redis.pool_size), ("app:", 4));
+        assert_eq!(redis.command_timeout, Duration::from_millis(500));
+        assert!(
+            !format!("{redis:?}").contains("pw"),
+            "Debug shows the password"
         );
     }
 
@@ -399,6 +540,18 @@ mod tests {
         assert!(err(r#"{"sessions": {"driver": "memory", "fsync": "yes"}}"#)
             .contains("sessions.fsync must be true or false"));
         assert!(err(r#"[1]"#).contains("must be a JSON object"));
+        assert!(
+            err(r#"{"sessions": {"driver": "redis", "url": "http://x"}}"#).contains("sessions.url")
+        );
+        assert!(
+            err(r#"{"sessions": {"driver": "redis", "url": "redis://x", "pool_size": 0}}"#)
+                .contains("sessions.pool_size")
+        );
+        assert!(err(
+            r#"{"sessions": {"driver": "redis", "url": "redis://x", "command_timeout_ms": "1s"}}"#
+        )
+        .contains("sessions.command_timeout_ms"));
+        assert!(err(r#"{"sessions": {"driver": "redis"}}"#).contains("sessions.url"));
         assert!(err(r#"{"sessions": "#).contains("not valid JSON"));
         assert!(err(r#"{}"#).contains("no \"sessions\" object"));
     }

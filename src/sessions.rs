@@ -7,6 +7,7 @@ use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
 use crate::store::file::FileStore;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
 use crate::store::Store;
 use std::time::Duration;
 
@@ -26,12 +27,7 @@ impl Sessions {
         let store: Box<dyn Store> = match &config.driver {
             DriverConfig::File { dir, fsync } => Box::new(FileStore::open(dir, *fsync)?),
             DriverConfig::Memory => Box::new(MemoryStore::new()),
-            DriverConfig::Redis(redis) => {
-                return Err(Error::config(format!(
-                    "sessions.driver \"redis\" (host_id {:?}, {}:{}) is not built into this version of libsession yet; use \"storage\" or \"memory\"",
-                    redis.host_id, redis.ip, redis.port
-                )))
-            }
+            DriverConfig::Redis(redis) => Box::new(RedisStore::open(redis)?),
         };
         Ok(Sessions::with_store(
             store,

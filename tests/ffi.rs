@@ -193,8 +193,12 @@ fn config_errors_name_the_key_and_keep_the_previous_configuration() {
                 "/proc/libsession-cannot-exist",
             ),
             (
-                r#"{"sessions": {"driver": "redis", "storage_name": "r1"}, "databases": {"redis": [{"host_id": "r1", "ip": "127.0.0.1", "port": 6379, "dbindex": 0}]}}"#,
-                "not built",
+                r#"{"sessions": {"driver": "redis", "url": "http://cache:6379"}}"#,
+                "sessions.url",
+            ),
+            (
+                r#"{"sessions": {"driver": "redis", "storage_name": "r1"}, "databases": {"redis": [{"host_id": "r1", "port": 70000}]}}"#,
+                "databases.redis[r1].port",
             ),
             ("{not json", "not valid JSON"),
         ];

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README documents it and as CI runs it:
 #   bash tests/run_all.sh
-# Installs what the tests need (C compiler, cmake, valgrind) with apt-get when it is
+# Installs what the tests need (C compiler, cmake, valgrind, redis-server, openssl)
+# with apt-get when it is
 # missing, then runs formatting and lint checks, `cargo test` (Rust tests, and the C
 # programs compiled against the real header and library, once under valgrind) and
 # the CMake build with ctest.
@@ -13,6 +14,9 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   sudo=""

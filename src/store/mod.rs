@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub mod file;
 pub mod memory;
+pub mod redis;
 
 /// A place that keeps sessions. Implementations are shared by all threads.
 pub trait Store: Send + Sync {
