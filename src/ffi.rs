@@ -132,7 +132,8 @@ pub unsafe extern "C" fn session_create(data: *const c_char) -> *mut c_char {
 /// id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
 /// fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
 ///
-/// Thread-safe. Never returns a half-written session.
+/// Thread-safe. Never returns a half-written session. With Redis it blocks for at
+/// most `connect_timeout_ms` + `command_timeout_ms`.
 ///
 /// # Safety
 /// `session_id` is NULL or a NUL-terminated string.
@@ -203,7 +204,8 @@ pub extern "C" fn session_create_id() -> *mut c_char {
 /// once a minute from one worker); `session_create` never does this work itself.
 ///
 /// On failure `session_last_error()` says why. The file driver's cost grows with
-/// the number of files, not their size; the memory driver walks its map.
+/// the number of files, not their size; the memory driver walks its map; with
+/// Redis it returns at once (Redis expires keys itself).
 ///
 /// Thread-safe, and safe to run while other threads and processes use the store.
 #[no_mangle]

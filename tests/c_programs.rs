@@ -1,10 +1,12 @@
 //! The C programs of `c_examples/` and `tests/c/`, compiled with the system C
 //! compiler against `include/session.h` and the libsession.so / libsession.a that
-//! cargo built next to this test, then run. One test runs three of them under
-//! valgrind.
+//! cargo built next to this test, then run. One test runs them under valgrind, on
+//! the file, memory and Redis drivers.
 //!
 //! A missing `cc`, `c++` or `valgrind` fails the test (it never skips): run the
 //! README's test command, `bash tests/run_all.sh`, which installs them.
+
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -259,6 +261,21 @@ fn threads_example_memory_driver() {
 }
 
 #[test]
+fn threads_example_redis_driver() {
+    let server = support::redis_server::RedisServer::start(&[]);
+    let config = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8}}}}"#,
+        server.url()
+    );
+    let out = compile_and_run(
+        "c_examples/threads.c",
+        "threads-redis",
+        &["8", "2000", &config],
+    );
+    assert!(out.contains("0 errors, 0 lost sessions"), "{out}");
+}
+
+#[test]
 fn api_test() {
     let tmp = TempDir::new("api_test");
     let exe = compile(&tmp, "tests/c/api_test.c", "api_test", false);
@@ -299,7 +316,12 @@ fn header_compiles_as_cxx() {
 fn valgrind_finds_no_error_and_no_leak() {
     require_tool("valgrind");
     let tmp = TempDir::new("valgrind");
-    let runs: [(&str, &str, Vec<String>); 3] = [
+    let server = support::redis_server::RedisServer::start(&[]);
+    let redis = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}"}}}}"#,
+        server.url()
+    );
+    let runs: [(&str, &str, Vec<String>); 4] = [
         ("c_examples/crud.c", "crud", vec![]),
         (
             "c_examples/threads.c",
@@ -310,6 +332,11 @@ fn valgrind_finds_no_error_and_no_leak() {
             "tests/c/api_test.c",
             "api_test",
             vec![tmp.join("api-store").display().to_string()],
+        ),
+        (
+            "c_examples/threads.c",
+            "threads",
+            vec!["2".into(), "200".into(), redis],
         ),
     ];
     for (source, exe, args) in &runs {

@@ -71,7 +71,7 @@ fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
         RedisServer::Url(url) => url.0.as_str().into_connection_info().map_err(|err| {
             Error::config(format!(
                 "sessions.url is not a usable Redis URL ({})",
-                err.kind_description()
+                kind_only(&err)
             ))
         }),
         RedisServer::Entry {
@@ -97,15 +97,9 @@ fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
     }
 }
 
-trait KindDescription {
-    fn kind_description(&self) -> String;
-}
-
-impl KindDescription for redis::RedisError {
-    /// The error without its details, which may quote the URL and its password.
-    fn kind_description(&self) -> String {
-        format!("{:?}", self.kind())
-    }
+/// A Redis error without its details, which may quote the URL and its password.
+fn kind_only(err: &redis::RedisError) -> String {
+    format!("{:?}", err.kind())
 }
 
 impl RedisStore {
@@ -132,7 +126,7 @@ impl RedisStore {
                 Client::build_with_tls(info, certificates)
             }
         }
-        .map_err(|err| Error::config(format!("{name}: {}", err.kind_description())))?;
+        .map_err(|err| Error::config(format!("{name}: {}", kind_only(&err))))?;
         Ok(RedisStore {
             client,
             name,
