@@ -89,8 +89,8 @@ char *session_create(const char *data);
  id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
  fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
 
- Thread-safe. Never returns a half-written session. With Redis it blocks for at
- most `connect_timeout_ms` + `command_timeout_ms`.
+ Thread-safe. Never returns a half-written session. With Redis it blocks for a
+ time bounded by `connect_timeout_ms` and `command_timeout_ms`, never forever.
 
  # Safety
  `session_id` is NULL or a NUL-terminated string.

@@ -132,8 +132,8 @@ pub unsafe extern "C" fn session_create(data: *const c_char) -> *mut c_char {
 /// id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
 /// fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
 ///
-/// Thread-safe. Never returns a half-written session. With Redis it blocks for at
-/// most `connect_timeout_ms` + `command_timeout_ms`.
+/// Thread-safe. Never returns a half-written session. With Redis it blocks for a
+/// time bounded by `connect_timeout_ms` and `command_timeout_ms`, never forever.
 ///
 /// # Safety
 /// `session_id` is NULL or a NUL-terminated string.
