@@ -242,7 +242,9 @@ pub unsafe extern "C" fn session_free(ptr: *mut c_void) {
 pub unsafe extern "C" fn session_init(config_path: *const c_char) -> c_int {
     boundary(0, || {
         let path = c_bytes(config_path, "config_path")?;
-        let path = std::path::Path::new(std::ffi::OsStr::from_encoded_bytes_unchecked(path));
+        let path = std::path::Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
+        );
         global::init(&Config::from_file(path)?)?;
         Ok(1)
     })

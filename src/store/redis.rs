@@ -54,9 +54,9 @@ struct Lent<'a> {
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         let mut pool = self.store.pool.lock();
+        // A lent connection is given back in the process that borrowed it: fork()
+        // is never called inside a call, and only the forking thread lives on.
         match self.conn.take() {
-            // Lent before a fork: not ours to use or to close.
-            Some(conn) if pool.pid != std::process::id() => std::mem::forget(conn),
             Some(conn) if self.healthy => pool.idle.push(conn),
             // Broken, or never made (the connect failed): free its slot.
             _ => pool.open = pool.open.saturating_sub(1),
@@ -154,8 +154,8 @@ impl RedisStore {
     /// the next one given back within `command_timeout`.
     fn lend(&self) -> Result<Lent<'_>> {
         let deadline = Instant::now() + self.command_timeout;
-        let mut pool = self.pool.lock();
         let pid = std::process::id();
+        let mut pool = self.pool.lock();
         if pool.pid != pid {
             // A forked child: the inherited sockets belong to the parent. Leak them
             // rather than close them (closing could disturb the parent's protocol).
