@@ -113,6 +113,8 @@ impl RedisStore {
             ConnectionAddr::Unix(path) => format!("redis unix:{} db {db}", path.display()),
             _ => format!("redis db {db}"),
         };
+        // Requests are small and answered at once: never let Nagle hold one back.
+        let info = info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = match &config.tls_ca_file {
             None => Client::open(info),
             Some(path) => {
