@@ -226,19 +226,12 @@ impl FileStore {
     fn open_name(&self, name: &[u8], flags: libc::c_int, mode: libc::c_uint) -> io::Result<File> {
         debug_assert_eq!(name.last(), Some(&0));
         let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        loop {
-            // SAFETY: name is NUL-terminated, dir is an open directory descriptor.
-            let fd =
-                unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr().cast(), flags, mode) };
-            if fd >= 0 {
-                // SAFETY: a fresh descriptor that nothing else owns.
-                return Ok(unsafe { File::from_raw_fd(fd) });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        // SAFETY: name is NUL-terminated, dir is an open directory descriptor.
+        let fd = syscall(|| unsafe {
+            libc::openat(self.dir.as_raw_fd(), name.as_ptr().cast(), flags, mode) as isize
+        })?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd as RawFd) })
     }
 
     fn sync_dir(&self) -> Result<()> {
@@ -282,29 +275,17 @@ fn pread_append(file: &File, buf: &mut Vec<u8>, count: usize) -> io::Result<()> 
     buf.reserve_exact(count);
     let end = buf.len() + count;
     while buf.len() < end {
-        let want = end - buf.len();
-        let spare = &mut buf.spare_capacity_mut()[..want];
-        // SAFETY: pread writes at most spare.len() bytes into the spare capacity.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                buf.len() as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
+        let (filled, want) = (buf.len(), end - buf.len());
+        let spare = buf.spare_capacity_mut().as_mut_ptr();
+        // SAFETY: pread writes at most `want` bytes into the spare capacity.
+        let n = syscall(|| unsafe {
+            libc::pread(file.as_raw_fd(), spare.cast(), want, filled as libc::off_t)
+        })?;
         if n == 0 {
             break;
         }
         // SAFETY: the kernel initialised n more bytes.
-        unsafe { buf.set_len(buf.len() + n as usize) };
+        unsafe { buf.set_len(filled + n) };
     }
     Ok(())
 }
@@ -316,17 +297,24 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
+/// Runs a system call again while a signal interrupts it; its non-negative
+/// result, or the error it reported.
+fn syscall(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
-        // SAFETY: flock on an open descriptor.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-            return Ok(());
+        let result = call();
+        if result >= 0 {
+            return Ok(result as usize);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
     }
+}
+
+fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
+    // SAFETY: flock on an open descriptor.
+    syscall(|| unsafe { libc::flock(file.as_raw_fd(), op) as isize }).map(|_| ())
 }
 
 /// Sets the file's mtime to the session's expiry, leaving atime alone.
@@ -369,29 +357,16 @@ fn write_two_at(file: &File, first: &[u8], second: &[u8], offset: u64) -> io::Re
             },
         ];
         let count = if b.is_empty() { 1 } else { 2 };
+        let at = (offset + done as u64) as libc::off_t;
         // SAFETY: the iovecs point into live slices for the duration of the call.
-        let n = unsafe {
-            libc::pwritev(
-                file.as_raw_fd(),
-                iov.as_ptr(),
-                count,
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
+        let n = syscall(|| unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) })?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
                 "pwritev wrote nothing",
             ));
         }
-        done += n as usize;
+        done += n;
     }
     Ok(())
 }
@@ -470,19 +445,12 @@ impl Store for FileStore {
         };
         flock(&file, libc::LOCK_EX)
             .map_err(|err| Error::io("cannot lock the session file", err))?;
-        let mut header = [0u8; HEADER_LEN];
-        let mut filled = 0;
-        while filled < HEADER_LEN {
-            match file.read_at(&mut header[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(Error::io("cannot read the session file", err)),
-            }
-        }
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        pread_append(&file, &mut header, HEADER_LEN)
+            .map_err(|err| Error::io("cannot read the session file", err))?;
         // Under the exclusive lock a valid descriptor's data is complete: writers
         // write the data before the descriptor that names it.
-        let Some(&(live_slot, live)) = descriptors(&header[..filled]).first() else {
+        let Some(&(live_slot, live)) = descriptors(&header).first() else {
             return Ok(false);
         };
         if live.expires_ns <= now_ns() {
