@@ -496,7 +496,7 @@ impl Store for FileStore {
         let now = now_ns();
         let abandoned_before = now.saturating_sub(ABANDONED_AFTER.as_nanos() as u64);
         let mut removed = 0;
-        let mut header = [0u8; HEADER_LEN];
+        let mut header = Vec::with_capacity(HEADER_LEN);
         for name in self.list()? {
             let name = name.as_bytes_with_nul();
             let Some(mtime) = self.stat_mtime(name) else {
@@ -513,8 +513,11 @@ impl Store for FileStore {
             if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_err() {
                 continue; // busy: a writer is on it, judge it next time
             }
-            let filled = file.read_at(&mut header, 0).unwrap_or(0);
-            match descriptors(&header[..filled]).first() {
+            header.clear();
+            if pread_append(&file, &mut header, HEADER_LEN).is_err() {
+                continue;
+            }
+            match descriptors(&header).first() {
                 Some(&(_, live)) if live.expires_ns > now => {
                     let _ = set_mtime(file.as_raw_fd(), live.expires_ns);
                     continue;

@@ -43,6 +43,21 @@ struct Pool {
     open: usize,
 }
 
+impl Pool {
+    /// Makes the pool belong to process `pid`. In a forked child the inherited
+    /// sockets belong to the parent: they are leaked rather than closed (closing
+    /// could disturb the parent's protocol) and the pool starts empty.
+    fn adopt(&mut self, pid: u32) {
+        if self.pid != pid {
+            for conn in self.idle.drain(..) {
+                std::mem::forget(conn);
+            }
+            self.pid = pid;
+            self.open = 0;
+        }
+    }
+}
+
 /// A connection lent by the pool; given back (or dropped if broken) on drop.
 struct Lent<'a> {
     store: &'a RedisStore,
@@ -158,15 +173,7 @@ impl RedisStore {
         let deadline = Instant::now() + self.command_timeout;
         let pid = std::process::id();
         let mut pool = self.pool.lock();
-        if pool.pid != pid {
-            // A forked child: the inherited sockets belong to the parent. Leak them
-            // rather than close them (closing could disturb the parent's protocol).
-            for conn in pool.idle.drain(..) {
-                std::mem::forget(conn);
-            }
-            pool.pid = pid;
-            pool.open = 0;
-        }
+        pool.adopt(pid);
         loop {
             if let Some(conn) = pool.idle.pop() {
                 return Ok(Lent {
@@ -311,11 +318,6 @@ impl Store for RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        let mut pool = self.pool.lock();
-        if pool.pid != std::process::id() {
-            for conn in pool.idle.drain(..) {
-                std::mem::forget(conn);
-            }
-        }
+        self.pool.lock().adopt(std::process::id());
     }
 }
