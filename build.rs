@@ -33,7 +33,11 @@ fn main() {
         "\n#define LIBSESSION_VERSION_MAJOR {major}\n#define LIBSESSION_VERSION_MINOR {minor}\n\
          #define LIBSESSION_VERSION_PATCH {patch}\n#define LIBSESSION_VERSION \"{major}.{minor}.{patch}\"\n\n\
          /* Length of a session id: 64 lowercase hexadecimal characters. */\n\
-         #define SESSION_ID_LEN 64"
+         #define SESSION_ID_LEN 64\n\n\
+         /* An opaque handle on one session store: made by session_store_open(),\n   \
+         session_store_open_json() or session_store(), released with\n   \
+         session_store_close(). One handle may be used by many threads at once. */\n\
+         typedef struct session_store session_store_t;"
     ));
 
     match cbindgen::Builder::new()

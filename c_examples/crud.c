@@ -5,6 +5,7 @@
  *   POST /login    -> session_create("{...user json...}") and a Set-Cookie header
  *   GET  /profile  -> session_get(cookie) and a look at the JSON
  *   POST /cart     -> session_update(cookie, "{...}")
+ *   POST /sudo     -> session_regenerate(cookie): a fresh id against fixation
  *   POST /logout   -> session_destroy(cookie)
  *   GET  /profile  -> NULL with SESSION_ERROR_NOT_FOUND: answer 401
  *
@@ -199,6 +200,20 @@ int main(void)
     expect(strstr(data, "\"cart\":[\"book\"]") != NULL, "the update is visible");
     free(data);
 
+    /* 4. A privilege change: a fresh id for the same session, so that an id an
+     *    attacker planted before it is worth nothing after it. */
+    char *fresh = session_regenerate(cookie);
+    if (fresh == NULL)
+        die("session_regenerate");
+    expect(session_exists(fresh) == 1, "the regenerated id is live");
+    expect(session_exists(cookie) == 0 && session_last_error_code() == SESSION_ERROR_NOT_FOUND,
+           "the old id is gone");
+    long left = session_ttl(fresh);
+    expect(left > 0, "session_ttl of the new id");
+    printf("     regenerated: new cookie %.8s..., %ld s left, same data\n", fresh, left);
+    snprintf(cookie, sizeof cookie, "%s", fresh);
+    free(fresh);
+
     /* A forged cookie is rejected as malformed, not looked up. */
     request_t forged = {"GET", "/profile", "../../etc/passwd"};
     memset(&res, 0, sizeof res);
@@ -206,7 +221,7 @@ int main(void)
     show(&forged, &res);
     expect(res.status == 400, "a forged cookie answers 400");
 
-    /* 4. Log out: destroy the session. */
+    /* 5. Log out: destroy the session. */
     request_t logout = {"POST", "/logout", ""};
     snprintf(logout.cookie, sizeof logout.cookie, "%s", cookie);
     memset(&res, 0, sizeof res);
@@ -214,7 +229,7 @@ int main(void)
     show(&logout, &res);
     expect(res.status == 200, "logout answers 200");
 
-    /* 5. The old cookie replayed after logout: the session is gone. */
+    /* 6. The cookie replayed after logout: the session is gone. */
     data = session_get(cookie);
     expect(data == NULL, "session_get after logout returns NULL");
     int code = session_last_error_code();

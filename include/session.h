@@ -9,12 +9,17 @@
 #include <stddef.h>
 
 #define LIBSESSION_VERSION_MAJOR 0
-#define LIBSESSION_VERSION_MINOR 1
+#define LIBSESSION_VERSION_MINOR 2
 #define LIBSESSION_VERSION_PATCH 0
-#define LIBSESSION_VERSION "0.1.0"
+#define LIBSESSION_VERSION "0.2.0"
 
 /* Length of a session id: 64 lowercase hexadecimal characters. */
 #define SESSION_ID_LEN 64
+
+/* An opaque handle on one session store: made by session_store_open(),
+   session_store_open_json() or session_store(), released with
+   session_store_close(). One handle may be used by many threads at once. */
+typedef struct session_store session_store_t;
 
 /*
  Why a call failed. The numbers are part of the ABI: never change or reuse one.
@@ -57,6 +62,10 @@ typedef enum {
    A bug in libsession (a caught panic, for example).
    */
   SESSION_ERROR_INTERNAL = 7,
+  /*
+   The store holds its `max_sessions` live sessions: no session was created.
+   */
+  SESSION_ERROR_FULL = 8,
 } session_error;
 
 #ifdef __cplusplus
@@ -65,12 +74,13 @@ extern "C" {
 
 /*
  Creates a session holding `data` (usually JSON; any bytes up to the first NUL)
- under a fresh id. It expires `lifetime` seconds from now.
+ under a fresh id, in the default store. It ends `lifetime` seconds from now (or
+ earlier, after `idle_timeout` seconds without use).
 
  Returns the new id, 64 lowercase hexadecimal characters, allocated with
  `malloc`: the caller owns it and releases it with `free()`. Returns NULL on
- failure (`data` NULL, larger than `max_data_size`, store unavailable); then
- `session_last_error()` says why.
+ failure (`data` NULL, larger than `max_data_size`, store full, store
+ unavailable); then `session_last_error()` says why.
 
  Thread-safe. Never scans the store: its cost does not grow with the number of
  stored sessions.
@@ -81,13 +91,27 @@ extern "C" {
 char *session_create(const char *data);
 
 /*
+ Like `session_create`, but the session's absolute lifetime is `ttl_seconds`,
+ from 1 to the store's `max_lifetime` (default: `lifetime`); anything else is
+ `SESSION_ERROR_INVALID_ARGUMENT`. Use it for "remember me" sessions.
+
+ # Safety
+ `data` is NULL or a NUL-terminated string.
+ */
+char *session_create_ttl(const char *data, long ttl_seconds);
+
+/*
  Returns a copy of the data of session `session_id`.
 
  The copy is allocated with `malloc`: the caller owns it and releases it with
- `free()`. Returns NULL when the session does not exist, has expired or was
+ `free()`. Returns NULL when the session does not exist, has ended or was
  destroyed (`session_last_error_code()` is `SESSION_ERROR_NOT_FOUND`), when the
  id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
  fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
+
+ With `idle_timeout`, a get moves the session's idle end to now + `idle_timeout`,
+ but writes only once more than 1% of `idle_timeout` has passed since the last
+ move: the idle end is exact to 1%.
 
  Thread-safe. Never returns a half-written session. With Redis it blocks for a
  time bounded by `connect_timeout_ms` and `command_timeout_ms`, never forever.
@@ -98,11 +122,14 @@ char *session_create(const char *data);
 char *session_get(const char *session_id);
 
 /*
- Replaces the data of session `session_id` with `data`; the expiry stays as it was.
+ Replaces the data of session `session_id` with `data`. The absolute end stays as
+ it was; the idle end moves to now + `idle_timeout`.
 
  Returns non-zero on success. Returns 0 when the session does not exist, has
- expired or was destroyed (it is never brought back), or on error; then
- `session_last_error()` says why. `data` is copied; the caller keeps ownership.
+ ended or was destroyed (it is never brought back), when `session_id` is the old
+ id of a regenerated session (read-only during `regenerate_grace`), or on error;
+ then `session_last_error()` says why. `data` is copied; the caller keeps
+ ownership.
 
  Thread-safe. Concurrent updates of one session are serialised; a process killed
  during an update leaves the old data or the new, never a mix.
@@ -117,14 +144,81 @@ int session_update(const char *session_id, const char *data);
 
  Returns non-zero on success, also when the session was already gone. Returns 0
  for a NULL or malformed id or a storage error; then `session_last_error()` says
- why.
-
- Thread-safe.
+ why. Thread-safe.
 
  # Safety
  `session_id` is NULL or a NUL-terminated string.
  */
 int session_destroy(const char *session_id);
+
+/*
+ Moves the idle end of session `session_id` to now + `idle_timeout` (never past
+ its absolute end), always writing, unlike a get.
+
+ Returns non-zero for a live session, also when the store has no idle timeout
+ (nothing to move). Returns 0 when the session does not exist or has ended
+ (`SESSION_ERROR_NOT_FOUND`: it is never brought back), or on error.
+ Thread-safe.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
+ */
+int session_touch(const char *session_id);
+
+/*
+ Seconds until session `session_id` ends: the earlier of its absolute end and
+ its idle end, rounded up (a live session reports at least 1). Reading it does
+ not move the idle end.
+
+ Returns -1 when the session does not exist or has ended
+ (`SESSION_ERROR_NOT_FOUND`), for a NULL or malformed id
+ (`SESSION_ERROR_INVALID_ARGUMENT`), or on a storage error. Thread-safe.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
+ */
+long session_ttl(const char *session_id);
+
+/*
+ Returns 1 when session `session_id` is live, 0 otherwise:
+ `session_last_error_code()` then tells a missing session
+ (`SESSION_ERROR_NOT_FOUND`) from a malformed id or a store failure. Does not move
+ the idle end. Thread-safe.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
+ */
+int session_exists(const char *session_id);
+
+/*
+ The number of live sessions in the default store, -1 on error.
+
+ Its cost grows with the store: the file driver lists the directory (one
+ `fstatat` per file), Redis `SCAN`s the key prefix 1,000 keys per round trip
+ (O(N) in the keys of the database), the memory driver walks its shards. Old ids
+ within their `regenerate_grace` count too. For dashboards, not per request.
+ Thread-safe.
+ */
+long session_count(void);
+
+/*
+ Gives session `session_id` a fresh id, against session fixation: call it at
+ login and privilege changes, and send the new id in the cookie.
+
+ The new session holds the same data and the same absolute end, its idle window
+ restarted. The switch is atomic: no reader ever finds both ids live, nor
+ neither. The old id is gone at once, or with `regenerate_grace` stays readable
+ (read-only: an update on it returns 0) for that many seconds, so requests already
+ in flight with the old cookie still read the session.
+
+ Returns the new id, allocated with `malloc` (release it with `free()`), or NULL
+ when the session is missing or has ended (`SESSION_ERROR_NOT_FOUND`), the id is
+ NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or on error. Thread-safe.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
+ */
+char *session_regenerate(const char *session_id);
 
 /*
  Generates a session id: 32 bytes from the operating system's CSPRNG as 64
@@ -138,20 +232,176 @@ int session_destroy(const char *session_id);
 char *session_create_id(void);
 
 /*
- Deletes every expired session of the store. Call it periodically (for example
- once a minute from one worker); `session_create` never does this work itself.
+ Deletes every ended session of the default store. Call it periodically (for
+ example once a minute from one worker); `session_create` never does this work
+ itself. Use `session_remove_expired_count` to learn how many went.
 
  On failure `session_last_error()` says why. The file driver's cost grows with
- the number of files, not their size; the memory driver walks its map; with
- Redis it returns at once (Redis expires keys itself).
+ the number of files, not their size (one `fstatat` per file, one `unlink` per
+ ended one); the memory driver walks its map; with Redis it returns at once
+ (Redis expires keys itself).
 
  Thread-safe, and safe to run while other threads and processes use the store.
  */
 void session_remove_expired(void);
 
 /*
+ Like `session_remove_expired`, and returns how many sessions it deleted, -1 on
+ error.
+ */
+long session_remove_expired_count(void);
+
+/*
+ Opens store `name` of the `config.json` file at `config_path` (NULL `name`: the
+ default store, the entry named "default" or the only one; a map of several
+ stores without a "default" entry opens only by name), independent of the global
+ configuration. The store is opened completely (with Redis: connected and
+ authenticated, unless `lazy_connect`).
+
+ Returns a new handle: release it with `session_store_close`. Returns NULL on
+ failure; `session_last_error()` names the bad key, the missing store or the
+ unreachable server. Thread-safe.
+
+ # Safety
+ `config_path` is NULL or a NUL-terminated string; `name` is NULL or a
+ NUL-terminated string.
+ */
+session_store_t *session_store_open(const char *config_path, const char *name);
+
+/*
+ Like `session_store_open`, from JSON text in the `config.json` shape, for
+ example `{"sessions": {"driver": "memory"}}`.
+
+ # Safety
+ `json` is NULL or a NUL-terminated string; `name` is NULL or a NUL-terminated
+ string.
+ */
+session_store_t *session_store_open_json(const char *json, const char *name);
+
+/*
+ A handle on store `name` of the global configuration (NULL: its default store),
+ configuring it first like any call if nothing was. The handle keeps that store
+ alive even after `session_init` or `session_shutdown` replaced the global
+ configuration.
+
+ Returns a new handle: release it with `session_store_close`. Returns NULL when
+ the configuration has no such store or cannot be loaded. Thread-safe.
+
+ # Safety
+ `name` is NULL or a NUL-terminated string.
+ */
+session_store_t *session_store(const char *name);
+
+/*
+ Releases a handle. The store closes (files and connections) when no handle and
+ no global configuration holds it any more. NULL is ignored. Call it once, after
+ every thread using the handle is done with it. It leaves the thread's last error
+ as it was.
+
+ # Safety
+ `store` is NULL or a handle not yet closed.
+ */
+void session_store_close(session_store_t *store);
+
+/*
+ `session_create` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `data` is NULL or a NUL-terminated string.
+ */
+char *session_store_create(const session_store_t *store, const char *data);
+
+/*
+ `session_create_ttl` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `data` is NULL or a NUL-terminated string.
+ */
+char *session_store_create_ttl(const session_store_t *store, const char *data, long ttl_seconds);
+
+/*
+ `session_get` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string.
+ */
+char *session_store_get(const session_store_t *store, const char *session_id);
+
+/*
+ `session_update` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+ */
+int session_store_update(const session_store_t *store, const char *session_id, const char *data);
+
+/*
+ `session_destroy` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string.
+ */
+int session_store_destroy(const session_store_t *store, const char *session_id);
+
+/*
+ `session_remove_expired_count` on `store`: how many sessions it deleted, -1 on
+ error.
+
+ # Safety
+ `store` is NULL or an open handle.
+ */
+long session_store_remove_expired(const session_store_t *store);
+
+/*
+ `session_touch` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string.
+ */
+int session_store_touch(const session_store_t *store, const char *session_id);
+
+/*
+ `session_ttl` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string.
+ */
+long session_store_ttl(const session_store_t *store, const char *session_id);
+
+/*
+ `session_exists` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string.
+ */
+int session_store_exists(const session_store_t *store, const char *session_id);
+
+/*
+ `session_count` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle.
+ */
+long session_store_count(const session_store_t *store);
+
+/*
+ `session_regenerate` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string.
+ */
+char *session_store_regenerate(const session_store_t *store, const char *session_id);
+
+/*
  Frees a string returned by libsession. Equivalent to `free()`, for callers
  (FFI from other languages) that cannot reach the C allocator. NULL is ignored.
+ It leaves the thread's last error as it was.
 
  # Safety
  `ptr` is NULL or a string returned by libsession and not yet freed.
@@ -159,15 +409,23 @@ void session_remove_expired(void);
 void session_free(void *ptr);
 
 /*
- Configures libsession from the `config.json` file at `config_path`.
+ Configures libsession (the global configuration behind the functions without a
+ handle) from the `config.json` file at `config_path`. Every store it names is
+ opened (with Redis: connected and authenticated, unless `lazy_connect`). With a
+ map of several stores, one must be named "default": it serves the functions
+ without a handle.
 
- Returns non-zero on success. On failure returns 0, keeps the previous
+ Returns non-zero on success. On failure returns 0, keeps the previous working
  configuration (nothing is half-applied), and `session_last_error()` names the
- bad key and value. Optional: without it, the first call configures from the
- file named by the `SESSION_CONFIG` environment variable, or else uses the
- embedded default (files in `./sessions`, lifetime 3600 s).
+ bad key and value. When no configuration was ever applied, calls then fail with
+ `SESSION_ERROR_CONFIG` and this message until an init succeeds: a failed init
+ never falls back to the embedded default. Optional: without any init, the first
+ call configures from the file named by the `SESSION_CONFIG` environment
+ variable, or else uses the embedded default (files in `./sessions`, lifetime
+ 3600 s).
 
- Thread-safe: calls in flight finish on the old store first.
+ Thread-safe: calls in flight finish on the store they started with, which lives
+ until they and every handle on it are done.
 
  # Safety
  `config_path` is NULL or a NUL-terminated string.
@@ -178,8 +436,7 @@ int session_init(const char *config_path);
  Configures libsession from JSON text in the `config.json` shape, for example
  `{"sessions": {"driver": "memory", "lifetime": 3600}}`.
 
- Returns non-zero on success; on failure 0, the previous configuration stays, and
- `session_last_error()` names the bad key and value. Thread-safe.
+ Returns non-zero on success; on failure 0, as `session_init`. Thread-safe.
 
  # Safety
  `json` is NULL or a NUL-terminated string.
@@ -187,9 +444,9 @@ int session_init(const char *config_path);
 int session_init_json(const char *json);
 
 /*
- Closes the store and frees everything libsession holds, including the calling
- thread's last error. A later call initialises again. Call it once at exit, when
- no other thread uses libsession. Thread-safe: waits for calls in flight.
+ Lets go of the global configuration's stores and the calling thread's last
+ error. Each store closes once no handle holds it. A later call initialises
+ again. Call it once at exit. Thread-safe.
  */
 void session_shutdown(void);
 

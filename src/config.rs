@@ -1,16 +1,26 @@
 //! The `config.json` shape of the C Web Framework, parsed into a [`Config`].
 //!
+//! `sessions` is either one store configuration (the documented shape):
+//!
 //! ```json
 //! {"sessions": {"driver": "storage", "storage_name": "sessions", "lifetime": 3600},
 //!  "storages": {"sessions": {"type": "filesystem", "root": "/var/app/storage"}}}
 //! ```
 //!
-//! Every error names the key and the value that is wrong. Keys outside `sessions`,
-//! `storages` and `databases` belong to the rest of the application and are ignored.
+//! or a map of names to configurations (the framework's current shape):
+//! `{"sessions": {"web": {...}, "api": {...}}}`. The default store is the entry
+//! named `default`, else the only entry.
+//!
+//! This module parses the keys every driver shares (`driver`, `lifetime`, ...);
+//! each driver in `crate::store` parses its own. A key nobody owns is an error that
+//! names it. Keys outside `sessions`, `storages` and `databases` belong to the rest
+//! of the application and are ignored.
 
 use crate::error::{Error, Result};
+use crate::store::{self, DriverConfig, Expiry};
 use serde_json::{Map, Value};
-use std::path::PathBuf;
+use std::cell::RefCell;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// Default session lifetime: one hour.
@@ -21,107 +31,65 @@ pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 pub const DEFAULT_MAX_DATA_SIZE: usize = 1 << 20;
 /// Largest `max_data_size` accepted: 512 MiB.
 pub const MAX_MAX_DATA_SIZE: u64 = 512 << 20;
+/// The name of the store used when a call names none.
+pub const DEFAULT_STORE: &str = "default";
 
-/// A complete, validated configuration.
+/// The keys of `sessions` that every driver shares.
+pub const COMMON_KEYS: &[&str] = &[
+    "driver",
+    "lifetime",
+    "max_lifetime",
+    "idle_timeout",
+    "regenerate_grace",
+    "max_data_size",
+];
+
+/// A complete, validated configuration: one or more named stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    pub stores: Vec<StoreConfig>,
+    /// Index in `stores` of the default store: `None` for a map of several stores
+    /// without one named `default` (then only named stores can be opened).
+    pub default: Option<usize>,
+}
+
+/// The configuration of one store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `default` for the single shape, else the key in the `sessions` map.
+    pub name: String,
     /// How long a session lives after `session_create`; `session_update` keeps it.
     pub lifetime: Duration,
+    /// Longest lifetime `session_create_ttl` accepts (default: `lifetime`).
+    pub max_lifetime: Duration,
     /// Largest session data accepted, in bytes.
     pub max_data_size: usize,
+    pub expiry: Expiry,
     pub driver: DriverConfig,
 }
-
-/// Which store keeps the sessions, with its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DriverConfig {
-    /// One file per session in `dir` (the file driver).
-    File {
-        dir: PathBuf,
-        /// fsync every write before reporting success (durable across power loss).
-        fsync: bool,
-    },
-    /// An in-process store; sessions die with the process.
-    Memory,
-    /// A Redis server: an entry of `databases.redis`, or `sessions.url`.
-    Redis(RedisConfig),
-}
-
-/// Where the Redis driver connects, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    pub server: RedisServer,
-    /// Prepended to the session id to make the key (default `session:`).
-    pub key_prefix: String,
-    pub connect_timeout: Duration,
-    /// Longest wait for one command's answer (and for a free pooled connection).
-    pub command_timeout: Duration,
-    /// Most connections open at once; they are made when first needed.
-    pub pool_size: usize,
-    /// PEM file of the certificate authorities trusted for `rediss://` (default:
-    /// the system's trust store).
-    pub tls_ca_file: Option<PathBuf>,
-}
-
-/// The Redis server to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisServer {
-    /// `sessions.url`: `redis://`, `rediss://` (TLS) or `unix://`; it carries the
-    /// database, user and password itself.
-    Url(Secret),
-    /// An entry of `databases.redis`.
-    Entry {
-        host_id: String,
-        ip: String,
-        port: u16,
-        dbindex: i64,
-        user: Option<String>,
-        password: Option<Secret>,
-    },
-}
-
-/// A string that may hold a password: never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Default Redis timeouts (connect, and each command).
-pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 1000;
-/// Default most Redis connections open at once.
-pub const DEFAULT_REDIS_POOL_SIZE: usize = 16;
-/// Default key prefix of the Redis driver.
-pub const DEFAULT_KEY_PREFIX: &str = "session:";
-
-const SESSION_KEYS: &[&str] = &[
-    "driver",
-    "storage_name",
-    "host_id",
-    "lifetime",
-    "max_data_size",
-    "fsync",
-    "url",
-    "key_prefix",
-    "connect_timeout_ms",
-    "command_timeout_ms",
-    "pool_size",
-    "tls_ca_file",
-];
 
 impl Config {
     /// The embedded default: the file driver in `./sessions`, lifetime 3600 s.
     pub fn embedded_default() -> Config {
+        let lifetime = Duration::from_secs(DEFAULT_LIFETIME_SECS);
         Config {
-            lifetime: Duration::from_secs(DEFAULT_LIFETIME_SECS),
-            max_data_size: DEFAULT_MAX_DATA_SIZE,
-            driver: DriverConfig::File {
-                dir: PathBuf::from("./sessions"),
-                fsync: false,
-            },
+            stores: vec![StoreConfig {
+                name: DEFAULT_STORE.to_string(),
+                lifetime,
+                max_lifetime: lifetime,
+                max_data_size: DEFAULT_MAX_DATA_SIZE,
+                expiry: Expiry::default(),
+                driver: DriverConfig::File(store::file::FileConfig::in_dir(".".into())),
+            }],
+            default: Some(0),
+        }
+    }
+
+    /// A configuration holding one store.
+    pub fn single(store: StoreConfig) -> Config {
+        Config {
+            stores: vec![store],
+            default: Some(0),
         }
     }
 
@@ -139,279 +107,242 @@ impl Config {
     pub fn from_json(text: &[u8]) -> Result<Config> {
         let root: Value = serde_json::from_slice(text)
             .map_err(|err| Error::config(format!("config is not valid JSON: {err}")))?;
-        let root = root
-            .as_object()
-            .ok_or_else(|| Error::config("config must be a JSON object"))?;
-        let sessions = match root.get("sessions") {
+        let root = Root(
+            root.as_object()
+                .ok_or_else(|| Error::config("config must be a JSON object"))?,
+        );
+        let sessions = match root.0.get("sessions") {
             Some(Value::Object(map)) => map,
             Some(other) => return Err(wrong_type("sessions", "an object", other)),
             None => return Err(Error::config("config has no \"sessions\" object")),
         };
-        for key in sessions.keys() {
-            if !SESSION_KEYS.contains(&key.as_str()) {
-                return Err(Error::config(format!(
-                    "unknown key sessions.{key}; known keys: {}",
-                    SESSION_KEYS.join(", ")
-                )));
-            }
+        if !is_named_map(sessions) {
+            let store = parse_store(DEFAULT_STORE, &Section::new(sessions, "sessions"), &root)?;
+            return Ok(Config::single(store));
         }
+        let mut stores = Vec::new();
+        for (name, value) in sessions {
+            let path = format!("sessions.{name}");
+            let Value::Object(map) = value else {
+                return Err(wrong_type(&path, "an object", value));
+            };
+            stores.push(parse_store(name, &Section::new(map, &path), &root)?);
+        }
+        let default = match stores.iter().position(|s| s.name == DEFAULT_STORE) {
+            Some(index) => Some(index),
+            None if stores.len() == 1 => Some(0),
+            None => None,
+        };
+        Ok(Config { stores, default })
+    }
 
-        let lifetime = match sessions.get("lifetime") {
-            None => DEFAULT_LIFETIME_SECS,
-            Some(value) => match value.as_u64() {
-                Some(secs) if secs > 0 && secs <= MAX_LIFETIME_SECS => secs,
-                _ => {
-                    return Err(wrong_type(
-                        "sessions.lifetime",
-                        "a positive integer (seconds) of at most 315360000 (ten years)",
-                        value,
-                    ))
-                }
-            },
-        };
-        let max_data_size = match sessions.get("max_data_size") {
-            None => DEFAULT_MAX_DATA_SIZE,
-            Some(value) => match value.as_u64() {
-                Some(n) if n > 0 && n <= MAX_MAX_DATA_SIZE => n as usize,
-                _ => {
-                    return Err(wrong_type(
-                        "sessions.max_data_size",
-                        "a positive integer of at most 536870912 (bytes)",
-                        value,
-                    ))
-                }
-            },
-        };
-        let fsync = match sessions.get("fsync") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(value) => return Err(wrong_type("sessions.fsync", "true or false", value)),
-        };
-        let driver = match sessions.get("driver") {
-            None => "storage",
-            Some(Value::String(name)) => name.as_str(),
-            Some(value) => return Err(wrong_type("sessions.driver", "a string", value)),
-        };
-
-        let driver = match driver {
-            "storage" | "filesystem" | "file" => file_driver(root, sessions, fsync)?,
-            "memory" => DriverConfig::Memory,
-            "redis" => DriverConfig::Redis(redis_driver(root, sessions)?),
-            other => {
-                return Err(Error::config(format!(
-                    "sessions.driver {:?} is not a known driver; use \"storage\" (files), \"memory\" or \"redis\"",
-                    other
-                )))
-            }
-        };
-        Ok(Config {
-            lifetime: Duration::from_secs(lifetime),
-            max_data_size,
-            driver,
+    /// The default store, or the error that says why there is none.
+    pub fn default_store(&self) -> Result<&StoreConfig> {
+        self.default.map(|i| &self.stores[i]).ok_or_else(|| {
+            Error::config(format!(
+                "sessions names {} stores ({}) and none is named \"default\": name one \"default\", or name the store to open",
+                self.stores.len(),
+                self.names().join(", ")
+            ))
         })
     }
-}
 
-fn file_driver(
-    root: &Map<String, Value>,
-    sessions: &Map<String, Value>,
-    fsync: bool,
-) -> Result<DriverConfig> {
-    let name = string_key(sessions, "sessions", "storage_name")?.ok_or_else(|| {
-        Error::config(
-            "sessions.storage_name is required for the file driver: name an entry of \"storages\"",
-        )
-    })?;
-    let storage = match root.get("storages") {
-        Some(Value::Object(storages)) => storages.get(name),
-        Some(other) => return Err(wrong_type("storages", "an object", other)),
-        None => None,
-    };
-    let storage = match storage {
-        Some(Value::Object(storage)) => storage,
-        Some(other) => return Err(wrong_type(&format!("storages.{name}"), "an object", other)),
-        None => {
-            return Err(Error::config(format!(
-                "sessions.storage_name {name:?} names no entry of \"storages\""
-            )))
-        }
-    };
-    let path = format!("storages.{name}");
-    match string_key(storage, &path, "type")? {
-        Some("filesystem") => {}
-        Some(other) => {
-            return Err(Error::config(format!(
-                "{path}.type {other:?} is not supported; use \"filesystem\""
-            )))
-        }
-        None => {
-            return Err(Error::config(format!(
-                "{path}.type is required (\"filesystem\")"
-            )))
+    fn names(&self) -> Vec<&str> {
+        self.stores.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The store called `name`, or the default store for `None`.
+    pub fn store(&self, name: Option<&str>) -> Result<&StoreConfig> {
+        match name {
+            None => self.default_store(),
+            Some(name) => self.stores.iter().find(|s| s.name == name).ok_or_else(|| {
+                Error::config(format!(
+                    "no session store named {name:?}; the configuration has: {}",
+                    self.names().join(", ")
+                ))
+            }),
         }
     }
-    let root_dir = string_key(storage, &path, "root")?
-        .ok_or_else(|| Error::config(format!("{path}.root is required: the storage directory")))?;
-    if root_dir.is_empty() || root_dir.contains('\0') {
+}
+
+/// `sessions` is a map of named stores when it is not empty, none of its keys is a
+/// configuration key, and every value is an object.
+fn is_named_map(sessions: &Map<String, Value>) -> bool {
+    let known = |key: &str| COMMON_KEYS.contains(&key) || store::owner_of(key).is_some();
+    !sessions.is_empty()
+        && sessions
+            .iter()
+            .all(|(key, value)| value.is_object() && !known(key))
+}
+
+fn parse_store(name: &str, section: &Section, root: &Root) -> Result<StoreConfig> {
+    let lifetime = section
+        .u64_in("lifetime", 1..=MAX_LIFETIME_SECS, SECONDS_TEN_YEARS)?
+        .unwrap_or(DEFAULT_LIFETIME_SECS);
+    let max_lifetime = section
+        .u64_in("max_lifetime", 1..=MAX_LIFETIME_SECS, SECONDS_TEN_YEARS)?
+        .unwrap_or(lifetime);
+    if max_lifetime < lifetime {
         return Err(Error::config(format!(
-            "{path}.root {root_dir:?} is not a usable directory"
+            "{} ({max_lifetime}) is shorter than {} ({lifetime})",
+            section.key_path("max_lifetime"),
+            section.key_path("lifetime")
         )));
     }
-    Ok(DriverConfig::File {
-        dir: PathBuf::from(root_dir).join("sessions"),
-        fsync,
+    let idle_timeout = section.u64_in("idle_timeout", 1..=MAX_LIFETIME_SECS, SECONDS_TEN_YEARS)?;
+    let regenerate_grace = section
+        .u64_in(
+            "regenerate_grace",
+            0..=3600,
+            "an integer from 0 to 3600 (seconds)",
+        )?
+        .unwrap_or(0);
+    let max_data_size = section
+        .u64_in(
+            "max_data_size",
+            1..=MAX_MAX_DATA_SIZE,
+            "a positive integer of at most 536870912 (bytes)",
+        )?
+        .map_or(DEFAULT_MAX_DATA_SIZE, |n| n as usize);
+    let driver = section.string("driver")?.unwrap_or("storage");
+    let config = store::parse(driver, section, root)?;
+    section.finish(driver)?;
+    Ok(StoreConfig {
+        name: name.to_string(),
+        lifetime: Duration::from_secs(lifetime),
+        max_lifetime: Duration::from_secs(max_lifetime),
+        max_data_size,
+        expiry: Expiry {
+            idle_timeout: idle_timeout.map(Duration::from_secs),
+            regenerate_grace: Duration::from_secs(regenerate_grace),
+        },
+        driver: config,
     })
 }
 
-fn redis_driver(root: &Map<String, Value>, sessions: &Map<String, Value>) -> Result<RedisConfig> {
-    let server = match string_key(sessions, "sessions", "url")? {
-        Some(url) => {
-            let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
-            if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
-                return Err(Error::config(
-                    "sessions.url must start with redis://, rediss:// (TLS) or unix://",
-                ));
-            }
-            RedisServer::Url(Secret(url.to_string()))
-        }
-        None => redis_entry(root, sessions)?,
-    };
-    let key_prefix = string_key(sessions, "sessions", "key_prefix")?
-        .unwrap_or(DEFAULT_KEY_PREFIX)
-        .to_string();
-    if key_prefix.len() > 256 {
-        return Err(Error::config(
-            "sessions.key_prefix is longer than 256 bytes",
-        ));
+const SECONDS_TEN_YEARS: &str = "a positive integer (seconds) of at most 315360000 (ten years)";
+
+/// The whole configuration, for drivers that look up `storages` or `databases`.
+pub struct Root<'a>(pub &'a Map<String, Value>);
+
+impl<'a> Root<'a> {
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key)
     }
-    let millis = |key: &str| -> Result<Duration> {
-        match sessions.get(key) {
-            None => Ok(Duration::from_millis(DEFAULT_REDIS_TIMEOUT_MS)),
+}
+
+/// A JSON object of the configuration being read. It remembers which keys were
+/// read, so that [`Section::finish`] rejects every key nobody owns, by name.
+pub struct Section<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+    used: RefCell<Vec<String>>,
+}
+
+impl<'a> Section<'a> {
+    pub fn new(map: &'a Map<String, Value>, path: &str) -> Section<'a> {
+        Section {
+            map,
+            path: path.to_string(),
+            used: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `path.key`, for messages.
+    pub fn key_path(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The value of `key`, marking it as read.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.used.borrow_mut().push(key.to_string());
+        self.map.get(key)
+    }
+
+    /// An optional string.
+    pub fn string(&self, key: &str) -> Result<Option<&'a str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(wrong_type(&self.key_path(key), "a string", other)),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(wrong_type(&self.key_path(key), "true or false", other)),
+        }
+    }
+
+    /// An optional integer in `range`; `expected` describes it in the message.
+    pub fn u64_in(
+        &self,
+        key: &str,
+        range: RangeInclusive<u64>,
+        expected: &str,
+    ) -> Result<Option<u64>> {
+        match self.get(key) {
+            None => Ok(None),
             Some(value) => match value.as_u64() {
-                Some(ms) if (1..=600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
-                _ => Err(wrong_type(
-                    &format!("sessions.{key}"),
-                    "an integer from 1 to 600000 (milliseconds)",
-                    value,
-                )),
+                Some(n) if range.contains(&n) => Ok(Some(n)),
+                _ => Err(wrong_type(&self.key_path(key), expected, value)),
             },
         }
-    };
-    let pool_size = match sessions.get("pool_size") {
-        None => DEFAULT_REDIS_POOL_SIZE,
-        Some(value) => match value.as_u64() {
-            Some(n) if (1..=1024).contains(&n) => n as usize,
-            _ => {
-                return Err(wrong_type(
-                    "sessions.pool_size",
-                    "an integer from 1 to 1024",
-                    value,
-                ))
-            }
-        },
-    };
-    let tls_ca_file = string_key(sessions, "sessions", "tls_ca_file")?.map(PathBuf::from);
-    if tls_ca_file.is_some()
-        && !matches!(&server, RedisServer::Url(url) if url.0.starts_with("rediss://"))
-    {
-        return Err(Error::config(
-            "sessions.tls_ca_file needs a TLS server: set sessions.url to a rediss:// URL",
-        ));
     }
-    Ok(RedisConfig {
-        server,
-        key_prefix,
-        connect_timeout: millis("connect_timeout_ms")?,
-        command_timeout: millis("command_timeout_ms")?,
-        pool_size,
-        tls_ca_file,
-    })
-}
 
-fn redis_entry(root: &Map<String, Value>, sessions: &Map<String, Value>) -> Result<RedisServer> {
-    let host_id = match (
-        string_key(sessions, "sessions", "host_id")?,
-        string_key(sessions, "sessions", "storage_name")?,
-    ) {
-        (Some(id), _) | (None, Some(id)) => id,
-        (None, None) => {
-            return Err(Error::config(
-                "the redis driver needs sessions.storage_name (or host_id) naming an entry of databases.redis, or sessions.url",
-            ))
+    /// An optional duration in milliseconds, from 1 ms to 10 minutes.
+    pub fn millis(&self, key: &str) -> Result<Option<Duration>> {
+        Ok(self
+            .u64_in(
+                key,
+                1..=600_000,
+                "an integer from 1 to 600000 (milliseconds)",
+            )?
+            .map(Duration::from_millis))
+    }
+
+    /// Fails on the first key that was never read, naming it, and the driver that
+    /// owns it when another driver does.
+    pub fn finish(&self, driver: &str) -> Result<()> {
+        let used = self.used.borrow();
+        for key in self.map.keys() {
+            if used.iter().any(|u| u == key) {
+                continue;
+            }
+            let path = self.key_path(key);
+            if self.path.starts_with("sessions") {
+                if let Some(owner) = store::owner_of(key) {
+                    return Err(Error::config(format!(
+                        "{path} belongs to the {owner} driver, not to the {driver:?} driver of {}",
+                        self.path
+                    )));
+                }
+            }
+            let mut known: Vec<&str> = used.iter().map(String::as_str).collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(Error::config(format!(
+                "unknown key {path}; known keys here: {}",
+                known.join(", ")
+            )));
         }
-    };
-    let servers = root
-        .get("databases")
-        .and_then(|d| d.get("redis"))
-        .ok_or_else(|| {
-            Error::config(format!(
-                "sessions.storage_name {host_id:?}: there is no databases.redis list"
-            ))
-        })?;
-    let servers = servers
-        .as_array()
-        .ok_or_else(|| wrong_type("databases.redis", "an array", servers))?;
-    let entry = servers
-        .iter()
-        .find(|s| s.get("host_id").and_then(Value::as_str) == Some(host_id))
-        .ok_or_else(|| {
-            Error::config(format!(
-                "sessions.storage_name {host_id:?} names no entry of databases.redis"
-            ))
-        })?;
-    let entry = entry
-        .as_object()
-        .ok_or_else(|| wrong_type("databases.redis[]", "an object", entry))?;
-    let path = format!("databases.redis[{host_id}]");
-    let ip = string_key(entry, &path, "ip")?
-        .unwrap_or("127.0.0.1")
-        .to_string();
-    let port = match entry.get("port") {
-        None => 6379,
-        Some(value) => match value.as_u64() {
-            Some(p) if (1..=65535).contains(&p) => p as u16,
-            _ => {
-                return Err(wrong_type(
-                    &format!("{path}.port"),
-                    "an integer from 1 to 65535",
-                    value,
-                ))
-            }
-        },
-    };
-    let dbindex = match entry.get("dbindex") {
-        None => 0,
-        Some(value) => match value.as_i64() {
-            Some(n) if n >= 0 => n,
-            _ => {
-                return Err(wrong_type(
-                    &format!("{path}.dbindex"),
-                    "a non-negative integer",
-                    value,
-                ))
-            }
-        },
-    };
-    Ok(RedisServer::Entry {
-        host_id: host_id.to_string(),
-        ip,
-        port,
-        dbindex,
-        user: string_key(entry, &path, "user")?.map(str::to_string),
-        password: string_key(entry, &path, "password")?.map(|p| Secret(p.to_string())),
-    })
-}
-
-/// An optional string member; any other JSON type is an error naming the key.
-fn string_key<'a>(map: &'a Map<String, Value>, path: &str, key: &str) -> Result<Option<&'a str>> {
-    match map.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(other) => Err(wrong_type(&format!("{path}.{key}"), "a string", other)),
+        Ok(())
     }
 }
 
-fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {
+/// A message for a value of the wrong type or range, quoting (a short prefix of) it.
+pub fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {
+    // Values that may hold a secret are never quoted.
+    if key.ends_with("password") || key.ends_with(".url") || key.starts_with("databases") {
+        return Error::config(format!("{key} must be {expected}"));
+    }
     let mut shown = got.to_string();
     if shown.len() > 60 {
         let mut cut = 57;
@@ -427,132 +358,115 @@ fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::file::FileConfig;
+    use std::path::PathBuf;
 
     fn err(json: &str) -> String {
         Config::from_json(json.as_bytes()).unwrap_err().message
     }
 
-    #[test]
-    fn documented_file_config() {
-        let config = Config::from_json(
-            br#"{"sessions": {"driver": "storage", "storage_name": "sessions", "lifetime": 3600},
-                 "storages": {"sessions": {"type": "filesystem", "root": "/var/app/storage"}},
-                 "server": {"port": 80}}"#,
-        )
-        .unwrap();
-        assert_eq!(config.lifetime, Duration::from_secs(3600));
-        assert_eq!(config.max_data_size, 1 << 20);
-        assert_eq!(
-            config.driver,
-            DriverConfig::File {
-                dir: PathBuf::from("/var/app/storage/sessions"),
-                fsync: false
-            }
-        );
+    fn one(json: &str) -> StoreConfig {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        config.default_store().unwrap().clone()
     }
 
     #[test]
-    fn memory_and_redis_configs() {
-        let config = Config::from_json(
-            br#"{"sessions": {"driver": "memory", "lifetime": 5, "max_data_size": 100}}"#,
-        )
-        .unwrap();
-        assert_eq!(config.driver, DriverConfig::Memory);
-        assert_eq!(config.max_data_size, 100);
-        let config = Config::from_json(
-            br#"{"databases": {"redis": [{"host_id": "r1", "ip": "127.0.0.1", "port": 6380, "dbindex": 2}]},
-                 "sessions": {"driver": "redis", "storage_name": "r1", "lifetime": 3600}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            config.driver,
-            DriverConfig::Redis(RedisConfig {
-                server: RedisServer::Entry {
-                    host_id: "r1".into(),
-                    ip: "127.0.0.1".into(),
-                    port: 6380,
-                    dbindex: 2,
-                    user: None,
-                    password: None,
-                },
-                key_prefix: "session:".into(),
-                connect_timeout: Duration::from_millis(1000),
-                command_timeout: Duration::from_millis(1000),
-                pool_size: 16,
-                tls_ca_file: None,
-            })
+    fn documented_file_config() {
+        let store = one(
+            r#"{"sessions": {"driver": "storage", "storage_name": "sessions", "lifetime": 3600},
+                 "storages": {"sessions": {"type": "filesystem", "root": "/var/app/storage"}},
+                 "server": {"port": 80}}"#,
         );
+        assert_eq!(store.name, "default");
+        assert_eq!(store.lifetime, Duration::from_secs(3600));
+        assert_eq!(store.max_lifetime, Duration::from_secs(3600));
+        assert_eq!(store.expiry, Expiry::default());
+        match store.driver {
+            DriverConfig::File(FileConfig { root, .. }) => {
+                assert_eq!(root, PathBuf::from("/var/app/storage"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn named_stores_and_the_default() {
         let config = Config::from_json(
-            br#"{"sessions": {"driver": "redis", "url": "rediss://u:pw@cache:6380/3", "key_prefix": "app:",
-                              "connect_timeout_ms": 250, "command_timeout_ms": 500, "pool_size": 4}}"#,
+            br#"{"sessions": {"web": {"driver": "memory", "idle_timeout": 600},
+                              "api": {"driver": "filesystem", "storage_name": "s", "lifetime": 60}},
+                 "storages": {"s": {"type": "filesystem", "root": "/tmp"}}}"#,
         )
         .unwrap();
-        let DriverConfig::Redis(redis) = config.driver else {
-            panic!("not redis")
-        };
+        // Named stores open; the default is an error that says why.
+        assert_eq!(config.store(Some("api")).unwrap().lifetime.as_secs(), 60);
+        assert!(config
+            .store(None)
+            .unwrap_err()
+            .message
+            .contains("none is named \"default\""));
+        let config = Config::from_json(
+            br#"{"sessions": {"web": {"driver": "memory", "idle_timeout": 600},
+                              "default": {"driver": "memory", "regenerate_grace": 5}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.store(None).unwrap().name, "default");
         assert_eq!(
-            redis.server,
-            RedisServer::Url(Secret("rediss://u:pw@cache:6380/3".into()))
+            config.store(Some("web")).unwrap().expiry.idle_timeout,
+            Some(Duration::from_secs(600))
         );
-        assert_eq!((redis.key_prefix.as_str(), redis.pool_size), ("app:", 4));
-        assert_eq!(redis.command_timeout, Duration::from_millis(500));
+        assert!(config
+            .store(Some("nope"))
+            .unwrap_err()
+            .message
+            .contains("no session store named \"nope\""));
+        // One entry: it is the default whatever its name.
+        let config = Config::from_json(br#"{"sessions": {"only": {"driver": "memory"}}}"#).unwrap();
+        assert_eq!(config.store(None).unwrap().name, "only");
         assert!(
-            !format!("{redis:?}").contains("pw"),
-            "Debug shows the password"
+            err(r#"{"sessions": {"web": {"driver": "memory", "lifetme": 5}}}"#)
+                .contains("unknown key sessions.web.lifetme")
         );
     }
 
     #[test]
     fn errors_name_the_key_and_value() {
-        assert!(err(r#"{"sessions": {"driver": "mongo"}}"#).contains("sessions.driver \"mongo\""));
         assert!(err(r#"{"sessions": {"driver": "memory", "lifetime": 0}}"#)
             .contains("sessions.lifetime must be a positive integer (seconds) of at most 315360000 (ten years), got 0"));
         assert!(err(r#"{"sessions": {"driver": "memory", "lifetime": -5}}"#).contains("got -5"));
         assert!(
-            err(r#"{"sessions": {"driver": "memory", "lifetime": 18446744074}}"#)
-                .contains("at most 315360000")
-        );
-        assert!(
-            Config::from_json(br#"{"sessions": {"driver": "memory", "lifetime": 315360000}}"#)
-                .is_ok()
-        );
-        assert!(
             err(r#"{"sessions": {"driver": "memory", "lifetime": "3600"}}"#)
                 .contains("got \"3600\"")
         );
-        assert!(err(r#"{"sessions": {"driver": "memory", "lifetime": 1.5}}"#).contains("got 1.5"));
         assert!(err(r#"{"sessions": {"driver": 3}}"#)
             .contains("sessions.driver must be a string, got 3"));
-        assert!(
-            err(r#"{"sessions": {"driver": "storage", "storage_name": "x"}}"#)
-                .contains("\"x\" names no entry of \"storages\"")
-        );
-        assert!(err(r#"{"sessions": {"driver": "storage"}}"#)
-            .contains("sessions.storage_name is required"));
-        assert!(err(r#"{"sessions": {"driver": "storage", "storage_name": "s"}, "storages": {"s": {"type": "s3", "root": "/x"}}}"#).contains("storages.s.type \"s3\""));
-        assert!(err(r#"{"sessions": {"driver": "storage", "storage_name": "s"}, "storages": {"s": {"type": "filesystem", "root": 7}}}"#).contains("storages.s.root must be a string, got 7"));
         assert!(err(r#"{"sessions": {"driver": "memory", "lifetme": 5}}"#)
             .contains("unknown key sessions.lifetme"));
-        assert!(err(
-            r#"{"sessions": {"driver": "redis", "storage_name": "r9"}, "databases": {"redis": []}}"#
-        )
-        .contains("\"r9\" names no entry of databases.redis"));
-        assert!(err(r#"{"sessions": {"driver": "memory", "fsync": "yes"}}"#)
-            .contains("sessions.fsync must be true or false"));
+        assert!(err(r#"{"sessions": {"driver": "memory", "fsync": true}}"#)
+            .contains("sessions.fsync belongs to the storage driver"));
+        assert!(
+            err(r#"{"sessions": {"driver": "memory", "lifetime": 60, "max_lifetime": 30}}"#)
+                .contains("shorter than")
+        );
+        assert!(
+            err(r#"{"sessions": {"driver": "memory", "regenerate_grace": 7200}}"#)
+                .contains("sessions.regenerate_grace must be an integer from 0 to 3600")
+        );
         assert!(err(r#"[1]"#).contains("must be a JSON object"));
-        assert!(
-            err(r#"{"sessions": {"driver": "redis", "url": "http://x"}}"#).contains("sessions.url")
-        );
-        assert!(
-            err(r#"{"sessions": {"driver": "redis", "url": "redis://x", "pool_size": 0}}"#)
-                .contains("sessions.pool_size")
-        );
-        assert!(err(
-            r#"{"sessions": {"driver": "redis", "url": "redis://x", "command_timeout_ms": "1s"}}"#
-        )
-        .contains("sessions.command_timeout_ms"));
-        assert!(err(r#"{"sessions": {"driver": "redis"}}"#).contains("sessions.url"));
         assert!(err(r#"{"sessions": "#).contains("not valid JSON"));
         assert!(err(r#"{}"#).contains("no \"sessions\" object"));
+        // Values that may hold a secret are never quoted.
+        let secret = err(r#"{"sessions": {"driver": "redis", "host_id": "r"},
+                "databases": {"redis": [{"host_id": "r", "password": 31415926535}]}}"#);
+        assert!(
+            secret.contains("databases.redis[r].password must be a string"),
+            "{secret}"
+        );
+        assert!(!secret.contains("31415926535"), "{secret}");
+        let url = err(r#"{"sessions": {"driver": "redis", "url": ["redis://u:pw@h"]}}"#);
+        assert!(
+            url.contains("sessions.url must be a string") && !url.contains("pw"),
+            "{url}"
+        );
+        assert!(err(r#"{"sessions": {"driver": "tape"}}"#).contains("not a known driver"));
     }
 }

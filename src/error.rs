@@ -28,6 +28,8 @@ pub enum SessionError {
     Config = 6,
     /// A bug in libsession (a caught panic, for example).
     Internal = 7,
+    /// The store holds its `max_sessions` live sessions: no session was created.
+    Full = 8,
 }
 
 impl SessionError {
@@ -41,6 +43,7 @@ impl SessionError {
             4 => SessionError::StorageUnavailable,
             5 => SessionError::Timeout,
             6 => SessionError::Config,
+            8 => SessionError::Full,
             _ => SessionError::Internal,
         }
     }

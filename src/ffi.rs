@@ -1,6 +1,9 @@
-//! The C API: argument checks, the panic boundary, malloc'd strings and the
-//! thread's last error, over [`crate::sessions::Sessions`]. Nothing here knows how
-//! sessions are stored.
+//! The C API: argument checks, the panic boundary, malloc'd strings, the thread's
+//! last error and store handles, over [`crate::sessions::Sessions`]. Nothing here
+//! knows how sessions are stored.
+//!
+//! Each operation is written once (`op_*`) and exported twice: `session_X` on the
+//! default store of the global configuration, `session_store_X` on a handle.
 //!
 //! Every export runs its body through [`boundary`], which catches panics and records
 //! failures; `tests/ffi_boundary.rs` checks that no export skips it.
@@ -9,9 +12,11 @@ use crate::config::Config;
 use crate::error::{Error, Result, SessionError};
 use crate::global;
 use crate::id::{SessionId, ID_LEN};
+use crate::sessions::Sessions;
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 thread_local! {
     static LAST_ERROR: RefCell<Option<(SessionError, CString)>> = const { RefCell::new(None) };
@@ -102,13 +107,124 @@ fn malloc_string(bytes: &[u8]) -> Result<*mut c_char> {
     Ok(ptr.cast())
 }
 
+/// An opaque handle on one session store, `session_store_t` in C.
+///
+/// Made by `session_store_open`, `session_store_open_json` or `session_store`, and
+/// released with `session_store_close`. A handle keeps its store alive, also after
+/// `session_init` or `session_shutdown` replaced the global configuration. One
+/// handle may be used by many threads at once; close it after they are done.
+pub struct SessionStore {
+    sessions: Arc<Sessions>,
+}
+
+/// The store behind a handle argument; NULL is an invalid-argument error.
+///
+/// # Safety
+/// `store` is NULL or a handle that has not been closed.
+unsafe fn store_ref<'a>(store: *const SessionStore) -> Result<&'a Sessions> {
+    store
+        .as_ref()
+        .map(|s| s.sessions.as_ref())
+        .ok_or_else(|| Error::invalid("store is NULL"))
+}
+
+/// A new handle on `sessions`, owned by the caller.
+fn new_handle(sessions: Arc<Sessions>) -> *mut SessionStore {
+    Box::into_raw(Box::new(SessionStore { sessions }))
+}
+
+/// An optional store name: NULL means the default store.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+unsafe fn c_name<'a>(name: *const c_char) -> Result<Option<&'a str>> {
+    if name.is_null() {
+        return Ok(None);
+    }
+    CStr::from_ptr(name)
+        .to_str()
+        .map(Some)
+        .map_err(|_| Error::invalid("name is not UTF-8"))
+}
+
+/// A path argument.
+///
+/// # Safety
+/// As for [`c_bytes`].
+unsafe fn c_path<'a>(path: *const c_char, name: &str) -> Result<&'a std::path::Path> {
+    let bytes = c_bytes(path, name)?;
+    Ok(std::path::Path::new(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes),
+    ))
+}
+
+/// A count for C: a `long`, saturating.
+fn c_long_of(n: u64) -> c_long {
+    c_long::try_from(n).unwrap_or(c_long::MAX)
+}
+
+// The operations, each written once and shared by the global function and its
+// `session_store_*` twin.
+
+unsafe fn op_create(s: &Sessions, data: *const c_char) -> Result<*mut c_char> {
+    let id = s.create(c_bytes(data, "data")?)?;
+    malloc_string(id.as_bytes())
+}
+
+unsafe fn op_create_ttl(s: &Sessions, data: *const c_char, ttl: c_long) -> Result<*mut c_char> {
+    #[allow(clippy::useless_conversion)] // c_long is 32 bits on some targets
+    let id = s.create_ttl(c_bytes(data, "data")?, i64::from(ttl))?;
+    malloc_string(id.as_bytes())
+}
+
+unsafe fn op_get(s: &Sessions, id: *const c_char) -> Result<*mut c_char> {
+    malloc_string(&s.get(c_id(id)?)?)
+}
+
+unsafe fn op_update(s: &Sessions, id: *const c_char, data: *const c_char) -> Result<c_int> {
+    s.update(c_id(id)?, c_bytes(data, "data")?).map(|()| 1)
+}
+
+unsafe fn op_destroy(s: &Sessions, id: *const c_char) -> Result<c_int> {
+    s.destroy(c_id(id)?).map(|()| 1)
+}
+
+unsafe fn op_touch(s: &Sessions, id: *const c_char) -> Result<c_int> {
+    s.touch(c_id(id)?).map(|()| 1)
+}
+
+unsafe fn op_ttl(s: &Sessions, id: *const c_char) -> Result<c_long> {
+    let left = s.ttl(c_id(id)?)?;
+    // Whole seconds, rounded up: a live session never reports 0.
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Ok(c_long_of(secs.max(1)))
+}
+
+unsafe fn op_exists(s: &Sessions, id: *const c_char) -> Result<c_int> {
+    s.exists(c_id(id)?).map(|()| 1)
+}
+
+unsafe fn op_regenerate(s: &Sessions, id: *const c_char) -> Result<*mut c_char> {
+    let new = s.regenerate(c_id(id)?)?;
+    malloc_string(new.as_bytes())
+}
+
+fn op_count(s: &Sessions) -> Result<c_long> {
+    s.count().map(c_long_of)
+}
+
+fn op_remove_expired(s: &Sessions) -> Result<c_long> {
+    s.remove_expired().map(|n| c_long_of(n as u64))
+}
+
 /// Creates a session holding `data` (usually JSON; any bytes up to the first NUL)
-/// under a fresh id. It expires `lifetime` seconds from now.
+/// under a fresh id, in the default store. It ends `lifetime` seconds from now (or
+/// earlier, after `idle_timeout` seconds without use).
 ///
 /// Returns the new id, 64 lowercase hexadecimal characters, allocated with
 /// `malloc`: the caller owns it and releases it with `free()`. Returns NULL on
-/// failure (`data` NULL, larger than `max_data_size`, store unavailable); then
-/// `session_last_error()` says why.
+/// failure (`data` NULL, larger than `max_data_size`, store full, store
+/// unavailable); then `session_last_error()` says why.
 ///
 /// Thread-safe. Never scans the store: its cost does not grow with the number of
 /// stored sessions.
@@ -118,19 +234,37 @@ fn malloc_string(bytes: &[u8]) -> Result<*mut c_char> {
 #[no_mangle]
 pub unsafe extern "C" fn session_create(data: *const c_char) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
-        let data = c_bytes(data, "data")?;
-        let id = global::with(|s| s.create(data))?;
-        malloc_string(id.as_bytes())
+        op_create(&*global::default_store()?, data)
+    })
+}
+
+/// Like `session_create`, but the session's absolute lifetime is `ttl_seconds`,
+/// from 1 to the store's `max_lifetime` (default: `lifetime`); anything else is
+/// `SESSION_ERROR_INVALID_ARGUMENT`. Use it for "remember me" sessions.
+///
+/// # Safety
+/// `data` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_create_ttl(
+    data: *const c_char,
+    ttl_seconds: c_long,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_create_ttl(&*global::default_store()?, data, ttl_seconds)
     })
 }
 
 /// Returns a copy of the data of session `session_id`.
 ///
 /// The copy is allocated with `malloc`: the caller owns it and releases it with
-/// `free()`. Returns NULL when the session does not exist, has expired or was
+/// `free()`. Returns NULL when the session does not exist, has ended or was
 /// destroyed (`session_last_error_code()` is `SESSION_ERROR_NOT_FOUND`), when the
 /// id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
 /// fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
+///
+/// With `idle_timeout`, a get moves the session's idle end to now + `idle_timeout`,
+/// but writes only once more than 1% of `idle_timeout` has passed since the last
+/// move: the idle end is exact to 1%.
 ///
 /// Thread-safe. Never returns a half-written session. With Redis it blocks for a
 /// time bounded by `connect_timeout_ms` and `command_timeout_ms`, never forever.
@@ -140,17 +274,18 @@ pub unsafe extern "C" fn session_create(data: *const c_char) -> *mut c_char {
 #[no_mangle]
 pub unsafe extern "C" fn session_get(session_id: *const c_char) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
-        let id = c_id(session_id)?;
-        let data = global::with(|s| s.get(id))?;
-        malloc_string(&data)
+        op_get(&*global::default_store()?, session_id)
     })
 }
 
-/// Replaces the data of session `session_id` with `data`; the expiry stays as it was.
+/// Replaces the data of session `session_id` with `data`. The absolute end stays as
+/// it was; the idle end moves to now + `idle_timeout`.
 ///
 /// Returns non-zero on success. Returns 0 when the session does not exist, has
-/// expired or was destroyed (it is never brought back), or on error; then
-/// `session_last_error()` says why. `data` is copied; the caller keeps ownership.
+/// ended or was destroyed (it is never brought back), when `session_id` is the old
+/// id of a regenerated session (read-only during `regenerate_grace`), or on error;
+/// then `session_last_error()` says why. `data` is copied; the caller keeps
+/// ownership.
 ///
 /// Thread-safe. Concurrent updates of one session are serialised; a process killed
 /// during an update leaves the old data or the new, never a mix.
@@ -160,10 +295,7 @@ pub unsafe extern "C" fn session_get(session_id: *const c_char) -> *mut c_char {
 #[no_mangle]
 pub unsafe extern "C" fn session_update(session_id: *const c_char, data: *const c_char) -> c_int {
     boundary(0, || {
-        let id = c_id(session_id)?;
-        let data = c_bytes(data, "data")?;
-        global::with(|s| s.update(id, data))?;
-        Ok(1)
+        op_update(&*global::default_store()?, session_id, data)
     })
 }
 
@@ -171,18 +303,88 @@ pub unsafe extern "C" fn session_update(session_id: *const c_char, data: *const 
 ///
 /// Returns non-zero on success, also when the session was already gone. Returns 0
 /// for a NULL or malformed id or a storage error; then `session_last_error()` says
-/// why.
-///
-/// Thread-safe.
+/// why. Thread-safe.
 ///
 /// # Safety
 /// `session_id` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_destroy(session_id: *const c_char) -> c_int {
-    boundary(0, || {
-        let id = c_id(session_id)?;
-        global::with(|s| s.destroy(id))?;
-        Ok(1)
+    boundary(0, || op_destroy(&*global::default_store()?, session_id))
+}
+
+/// Moves the idle end of session `session_id` to now + `idle_timeout` (never past
+/// its absolute end), always writing, unlike a get.
+///
+/// Returns non-zero for a live session, also when the store has no idle timeout
+/// (nothing to move). Returns 0 when the session does not exist or has ended
+/// (`SESSION_ERROR_NOT_FOUND`: it is never brought back), or on error.
+/// Thread-safe.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_touch(session_id: *const c_char) -> c_int {
+    boundary(0, || op_touch(&*global::default_store()?, session_id))
+}
+
+/// Seconds until session `session_id` ends: the earlier of its absolute end and
+/// its idle end, rounded up (a live session reports at least 1). Reading it does
+/// not move the idle end.
+///
+/// Returns -1 when the session does not exist or has ended
+/// (`SESSION_ERROR_NOT_FOUND`), for a NULL or malformed id
+/// (`SESSION_ERROR_INVALID_ARGUMENT`), or on a storage error. Thread-safe.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_ttl(session_id: *const c_char) -> c_long {
+    boundary(-1, || op_ttl(&*global::default_store()?, session_id))
+}
+
+/// Returns 1 when session `session_id` is live, 0 otherwise:
+/// `session_last_error_code()` then tells a missing session
+/// (`SESSION_ERROR_NOT_FOUND`) from a malformed id or a store failure. Does not move
+/// the idle end. Thread-safe.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_exists(session_id: *const c_char) -> c_int {
+    boundary(0, || op_exists(&*global::default_store()?, session_id))
+}
+
+/// The number of live sessions in the default store, -1 on error.
+///
+/// Its cost grows with the store: the file driver lists the directory (one
+/// `fstatat` per file), Redis `SCAN`s the key prefix 1,000 keys per round trip
+/// (O(N) in the keys of the database), the memory driver walks its shards. Old ids
+/// within their `regenerate_grace` count too. For dashboards, not per request.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn session_count() -> c_long {
+    boundary(-1, || op_count(&*global::default_store()?))
+}
+
+/// Gives session `session_id` a fresh id, against session fixation: call it at
+/// login and privilege changes, and send the new id in the cookie.
+///
+/// The new session holds the same data and the same absolute end, its idle window
+/// restarted. The switch is atomic: no reader ever finds both ids live, nor
+/// neither. The old id is gone at once, or with `regenerate_grace` stays readable
+/// (read-only: an update on it returns 0) for that many seconds, so requests already
+/// in flight with the old cookie still read the session.
+///
+/// Returns the new id, allocated with `malloc` (release it with `free()`), or NULL
+/// when the session is missing or has ended (`SESSION_ERROR_NOT_FOUND`), the id is
+/// NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or on error. Thread-safe.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_regenerate(session_id: *const c_char) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_regenerate(&*global::default_store()?, session_id)
     })
 }
 
@@ -200,52 +402,286 @@ pub extern "C" fn session_create_id() -> *mut c_char {
     })
 }
 
-/// Deletes every expired session of the store. Call it periodically (for example
-/// once a minute from one worker); `session_create` never does this work itself.
+/// Deletes every ended session of the default store. Call it periodically (for
+/// example once a minute from one worker); `session_create` never does this work
+/// itself. Use `session_remove_expired_count` to learn how many went.
 ///
 /// On failure `session_last_error()` says why. The file driver's cost grows with
-/// the number of files, not their size; the memory driver walks its map; with
-/// Redis it returns at once (Redis expires keys itself).
+/// the number of files, not their size (one `fstatat` per file, one `unlink` per
+/// ended one); the memory driver walks its map; with Redis it returns at once
+/// (Redis expires keys itself).
 ///
 /// Thread-safe, and safe to run while other threads and processes use the store.
 #[no_mangle]
 pub extern "C" fn session_remove_expired() {
-    boundary((), || global::with(|s| s.remove_expired()).map(|_| ()))
+    boundary((), || {
+        op_remove_expired(&*global::default_store()?).map(|_| ())
+    })
+}
+
+/// Like `session_remove_expired`, and returns how many sessions it deleted, -1 on
+/// error.
+#[no_mangle]
+pub extern "C" fn session_remove_expired_count() -> c_long {
+    boundary(-1, || op_remove_expired(&*global::default_store()?))
+}
+
+/// Opens store `name` of the `config.json` file at `config_path` (NULL `name`: the
+/// default store, the entry named "default" or the only one; a map of several
+/// stores without a "default" entry opens only by name), independent of the global
+/// configuration. The store is opened completely (with Redis: connected and
+/// authenticated, unless `lazy_connect`).
+///
+/// Returns a new handle: release it with `session_store_close`. Returns NULL on
+/// failure; `session_last_error()` names the bad key, the missing store or the
+/// unreachable server. Thread-safe.
+///
+/// # Safety
+/// `config_path` is NULL or a NUL-terminated string; `name` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_open(
+    config_path: *const c_char,
+    name: *const c_char,
+) -> *mut SessionStore {
+    boundary(std::ptr::null_mut(), || {
+        let config = Config::from_file(c_path(config_path, "config_path")?)?;
+        let sessions = Sessions::open_store(config.store(c_name(name)?)?)?;
+        Ok(new_handle(Arc::new(sessions)))
+    })
+}
+
+/// Like `session_store_open`, from JSON text in the `config.json` shape, for
+/// example `{"sessions": {"driver": "memory"}}`.
+///
+/// # Safety
+/// `json` is NULL or a NUL-terminated string; `name` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_open_json(
+    json: *const c_char,
+    name: *const c_char,
+) -> *mut SessionStore {
+    boundary(std::ptr::null_mut(), || {
+        let config = Config::from_json(c_bytes(json, "json")?)?;
+        let sessions = Sessions::open_store(config.store(c_name(name)?)?)?;
+        Ok(new_handle(Arc::new(sessions)))
+    })
+}
+
+/// A handle on store `name` of the global configuration (NULL: its default store),
+/// configuring it first like any call if nothing was. The handle keeps that store
+/// alive even after `session_init` or `session_shutdown` replaced the global
+/// configuration.
+///
+/// Returns a new handle: release it with `session_store_close`. Returns NULL when
+/// the configuration has no such store or cannot be loaded. Thread-safe.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store(name: *const c_char) -> *mut SessionStore {
+    boundary(std::ptr::null_mut(), || {
+        Ok(new_handle(global::store(c_name(name)?)?))
+    })
+}
+
+/// Releases a handle. The store closes (files and connections) when no handle and
+/// no global configuration holds it any more. NULL is ignored. Call it once, after
+/// every thread using the handle is done with it. It leaves the thread's last error
+/// as it was.
+///
+/// # Safety
+/// `store` is NULL or a handle not yet closed.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_close(store: *mut SessionStore) {
+    // Leaves the thread's last error alone, like session_free.
+    no_panic((), || {
+        if !store.is_null() {
+            drop(Box::from_raw(store));
+        }
+    })
+}
+
+/// `session_create` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `data` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_create(
+    store: *const SessionStore,
+    data: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || op_create(store_ref(store)?, data))
+}
+
+/// `session_create_ttl` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `data` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_create_ttl(
+    store: *const SessionStore,
+    data: *const c_char,
+    ttl_seconds: c_long,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_create_ttl(store_ref(store)?, data, ttl_seconds)
+    })
+}
+
+/// `session_get` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_get(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_get(store_ref(store)?, session_id)
+    })
+}
+
+/// `session_update` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_update(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    data: *const c_char,
+) -> c_int {
+    boundary(0, || op_update(store_ref(store)?, session_id, data))
+}
+
+/// `session_destroy` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_destroy(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> c_int {
+    boundary(0, || op_destroy(store_ref(store)?, session_id))
+}
+
+/// `session_remove_expired_count` on `store`: how many sessions it deleted, -1 on
+/// error.
+///
+/// # Safety
+/// `store` is NULL or an open handle.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_remove_expired(store: *const SessionStore) -> c_long {
+    boundary(-1, || op_remove_expired(store_ref(store)?))
+}
+
+/// `session_touch` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_touch(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> c_int {
+    boundary(0, || op_touch(store_ref(store)?, session_id))
+}
+
+/// `session_ttl` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_ttl(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> c_long {
+    boundary(-1, || op_ttl(store_ref(store)?, session_id))
+}
+
+/// `session_exists` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_exists(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> c_int {
+    boundary(0, || op_exists(store_ref(store)?, session_id))
+}
+
+/// `session_count` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_count(store: *const SessionStore) -> c_long {
+    boundary(-1, || op_count(store_ref(store)?))
+}
+
+/// `session_regenerate` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_regenerate(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_regenerate(store_ref(store)?, session_id)
+    })
 }
 
 /// Frees a string returned by libsession. Equivalent to `free()`, for callers
 /// (FFI from other languages) that cannot reach the C allocator. NULL is ignored.
+/// It leaves the thread's last error as it was.
 ///
 /// # Safety
 /// `ptr` is NULL or a string returned by libsession and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn session_free(ptr: *mut c_void) {
-    boundary((), || {
-        libc::free(ptr);
-        Ok(())
-    })
+    // Leaves the thread's last error alone: freeing a result before reading the
+    // error of the call that failed must not lose it.
+    no_panic((), || libc::free(ptr))
 }
 
-/// Configures libsession from the `config.json` file at `config_path`.
+/// Configures libsession (the global configuration behind the functions without a
+/// handle) from the `config.json` file at `config_path`. Every store it names is
+/// opened (with Redis: connected and authenticated, unless `lazy_connect`). With a
+/// map of several stores, one must be named "default": it serves the functions
+/// without a handle.
 ///
-/// Returns non-zero on success. On failure returns 0, keeps the previous
+/// Returns non-zero on success. On failure returns 0, keeps the previous working
 /// configuration (nothing is half-applied), and `session_last_error()` names the
-/// bad key and value. Optional: without it, the first call configures from the
-/// file named by the `SESSION_CONFIG` environment variable, or else uses the
-/// embedded default (files in `./sessions`, lifetime 3600 s).
+/// bad key and value. When no configuration was ever applied, calls then fail with
+/// `SESSION_ERROR_CONFIG` and this message until an init succeeds: a failed init
+/// never falls back to the embedded default. Optional: without any init, the first
+/// call configures from the file named by the `SESSION_CONFIG` environment
+/// variable, or else uses the embedded default (files in `./sessions`, lifetime
+/// 3600 s).
 ///
-/// Thread-safe: calls in flight finish on the old store first.
+/// Thread-safe: calls in flight finish on the store they started with, which lives
+/// until they and every handle on it are done.
 ///
 /// # Safety
 /// `config_path` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn session_init(config_path: *const c_char) -> c_int {
     boundary(0, || {
-        let path = c_bytes(config_path, "config_path")?;
-        let path = std::path::Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
-        );
-        global::init(&Config::from_file(path)?)?;
+        let path = c_path(config_path, "config_path")?;
+        global::init(Config::from_file(path))?;
         Ok(1)
     })
 }
@@ -253,8 +689,7 @@ pub unsafe extern "C" fn session_init(config_path: *const c_char) -> c_int {
 /// Configures libsession from JSON text in the `config.json` shape, for example
 /// `{"sessions": {"driver": "memory", "lifetime": 3600}}`.
 ///
-/// Returns non-zero on success; on failure 0, the previous configuration stays, and
-/// `session_last_error()` names the bad key and value. Thread-safe.
+/// Returns non-zero on success; on failure 0, as `session_init`. Thread-safe.
 ///
 /// # Safety
 /// `json` is NULL or a NUL-terminated string.
@@ -262,14 +697,14 @@ pub unsafe extern "C" fn session_init(config_path: *const c_char) -> c_int {
 pub unsafe extern "C" fn session_init_json(json: *const c_char) -> c_int {
     boundary(0, || {
         let json = c_bytes(json, "json")?;
-        global::init(&Config::from_json(json)?)?;
+        global::init(Config::from_json(json))?;
         Ok(1)
     })
 }
 
-/// Closes the store and frees everything libsession holds, including the calling
-/// thread's last error. A later call initialises again. Call it once at exit, when
-/// no other thread uses libsession. Thread-safe: waits for calls in flight.
+/// Lets go of the global configuration's stores and the calling thread's last
+/// error. Each store closes once no handle holds it. A later call initialises
+/// again. Call it once at exit. Thread-safe.
 #[no_mangle]
 pub extern "C" fn session_shutdown() {
     boundary((), || {

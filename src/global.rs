@@ -1,34 +1,108 @@
-//! The one process-wide [`Sessions`] behind the C API, and its lifecycle.
+//! The global configuration behind the C API's functions without a handle, and its
+//! lifecycle.
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sessions::Sessions;
-use parking_lot::{RwLock, RwLockWriteGuard};
-
-/// Calls hold the read lock while they run, so `session_init` and
-/// `session_shutdown` wait for calls in flight and never free a store under them.
-static STATE: RwLock<Option<Sessions>> = RwLock::new(None);
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
 
 /// Environment variable naming the config file used when no init call was made.
 pub const CONFIG_ENV: &str = "SESSION_CONFIG";
 
-/// Runs `f` on the configured sessions, initialising them first from
-/// `SESSION_CONFIG` or the embedded default if nothing was configured.
-pub fn with<R>(f: impl FnOnce(&Sessions) -> Result<R>) -> Result<R> {
+enum State {
+    /// Nothing applied yet (or shut down): the first call configures implicitly.
+    Unset,
+    /// Never configured, and the last explicit init failed: calls report why,
+    /// rather than falling back to the embedded default.
+    Failed(Error),
+    Ready(Registry),
+}
+
+/// The stores of the global configuration. Calls clone the `Arc` of their store and
+/// release the lock at once: init and shutdown never wait for calls in flight, and
+/// a store lives on while a call or a handle still holds it.
+struct Registry {
+    stores: Vec<Arc<Sessions>>,
+    default: usize,
+}
+
+// The global configuration always has a default store: `Registry::open` refuses a
+// map of several stores without one named "default".
+
+static STATE: RwLock<State> = RwLock::new(State::Unset);
+
+/// Held by `init` while it opens stores, and by the implicit configuration: a call
+/// that finds nothing configured while an init is opening its stores waits for that
+/// init's outcome instead of configuring the embedded default behind its back.
+static INIT: Mutex<()> = Mutex::new(());
+
+/// The store `name` of the global configuration (`None`: the default store),
+/// configuring from `SESSION_CONFIG` or the embedded default first if nothing was.
+pub fn store(name: Option<&str>) -> Result<Arc<Sessions>> {
     {
         let state = STATE.read();
-        if let Some(sessions) = state.as_ref() {
-            return f(sessions);
+        match &*state {
+            State::Ready(registry) => return registry.get(name),
+            State::Failed(err) => return Err(not_configured(err)),
+            State::Unset => {}
         }
     }
+    let _init = INIT.lock();
     let mut state = STATE.write();
-    if state.is_none() {
-        *state = Some(Sessions::open(&implicit_config()?)?);
+    if let State::Unset = &*state {
+        *state = State::Ready(Registry::open(&implicit_config()?)?);
     }
-    let state = RwLockWriteGuard::downgrade(state);
-    match state.as_ref() {
-        Some(sessions) => f(sessions),
-        None => unreachable!("initialised above"),
+    match &*state {
+        State::Ready(registry) => registry.get(name),
+        State::Failed(err) => Err(not_configured(err)),
+        State::Unset => unreachable!("configured above"),
+    }
+}
+
+/// The default store of the global configuration.
+pub fn default_store() -> Result<Arc<Sessions>> {
+    store(None)
+}
+
+fn not_configured(err: &Error) -> Error {
+    Error::config(format!(
+        "libsession is not configured: session_init failed: {}",
+        err.message
+    ))
+}
+
+impl Registry {
+    fn open(config: &Config) -> Result<Registry> {
+        let default_name = config.default_store()?.name.clone();
+        let stores = config
+            .stores
+            .iter()
+            .map(|store| Sessions::open_store(store).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let default = stores
+            .iter()
+            .position(|s| s.name() == default_name)
+            .unwrap_or(0);
+        Ok(Registry { stores, default })
+    }
+
+    fn get(&self, name: Option<&str>) -> Result<Arc<Sessions>> {
+        match name {
+            None => Ok(self.stores[self.default].clone()),
+            Some(name) => self
+                .stores
+                .iter()
+                .find(|s| s.name() == name)
+                .cloned()
+                .ok_or_else(|| {
+                    let names: Vec<&str> = self.stores.iter().map(|s| s.name()).collect();
+                    Error::config(format!(
+                        "no session store named {name:?}; the configuration has: {}",
+                        names.join(", ")
+                    ))
+                }),
+        }
     }
 }
 
@@ -39,17 +113,32 @@ fn implicit_config() -> Result<Config> {
     }
 }
 
-/// Replaces the configuration. The new store is opened completely before the old
-/// one is closed, so a failure leaves the previous configuration in place.
-pub fn init(config: &Config) -> Result<()> {
-    let sessions = Sessions::open(config)?;
-    let old = STATE.write().replace(sessions);
-    drop(old);
-    Ok(())
+/// Replaces the configuration. Every store is opened before the old ones are let
+/// go, so a failure leaves a working configuration in place; when there was none,
+/// later calls report this failure instead of configuring implicitly.
+pub fn init(config: Result<Config>) -> Result<()> {
+    let _init = INIT.lock();
+    let opened = config.and_then(|config| Registry::open(&config));
+    let mut state = STATE.write();
+    match opened {
+        Ok(registry) => {
+            let old = std::mem::replace(&mut *state, State::Ready(registry));
+            drop(state);
+            drop(old);
+            Ok(())
+        }
+        Err(err) => {
+            if !matches!(&*state, State::Ready(_)) {
+                *state = State::Failed(err.clone());
+            }
+            Err(err)
+        }
+    }
 }
 
-/// Closes the store and frees it; the next call initialises again.
+/// Lets go of the global stores (each is closed once no handle holds it); the next
+/// call configures again.
 pub fn shutdown() {
-    let old = STATE.write().take();
+    let old = std::mem::replace(&mut *STATE.write(), State::Unset);
     drop(old);
 }

@@ -37,9 +37,14 @@ impl SessionId {
     /// not exactly 64 lowercase hexadecimal characters, so no id can name another
     /// path (`../x`, `/etc/passwd`) or carry a separator or a NUL.
     pub fn parse(text: &[u8]) -> Result<SessionId> {
-        if text.len() != ID_LEN {
+        if text.len() > ID_LEN {
             return Err(Error::invalid(format!(
-                "malformed session id: expected {ID_LEN} lowercase hex characters, got {} bytes",
+                "malformed session id: longer than {ID_LEN} characters"
+            )));
+        }
+        if text.len() < ID_LEN {
+            return Err(Error::invalid(format!(
+                "malformed session id: {} characters, expected {ID_LEN} lowercase hex characters",
                 text.len()
             )));
         }

@@ -14,7 +14,8 @@ pub mod store;
 
 mod global;
 
-pub use config::{Config, DriverConfig};
+pub use config::{Config, StoreConfig};
 pub use error::{Error, Result, SessionError};
 pub use id::SessionId;
 pub use sessions::Sessions;
+pub use store::{DriverConfig, Outcome, Store};

@@ -1,51 +1,56 @@
 //! The session API in plain Rust: one configured store plus the rules every driver
-//! shares (fresh ids, size limit, what "not found" means). The C API in `ffi.rs`
-//! is a thin layer over one global [`Sessions`].
+//! shares (fresh ids, size and lifetime limits, what "not found" means). The C API
+//! in `ffi.rs` is a thin layer over [`Sessions`].
 
-use crate::config::{Config, DriverConfig};
+use crate::config::{Config, StoreConfig};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
-use crate::store::file::FileStore;
-use crate::store::memory::MemoryStore;
-use crate::store::redis::RedisStore;
-use crate::store::Store;
+use crate::store::{self, Outcome, Store};
 use std::time::Duration;
 
 /// Fresh ids tried before `create` gives up; a collision of 256-bit random ids
 /// does not happen, so a second try already means the store misbehaves.
 const CREATE_ATTEMPTS: usize = 3;
 
+/// One store and its rules. Shared by all threads.
 pub struct Sessions {
+    name: String,
     store: Box<dyn Store>,
     lifetime: Duration,
+    max_lifetime: Duration,
     max_data_size: usize,
 }
 
 impl Sessions {
-    /// Opens the store a configuration names.
+    /// Opens the default store of a configuration.
     pub fn open(config: &Config) -> Result<Sessions> {
-        let store: Box<dyn Store> = match &config.driver {
-            DriverConfig::File { dir, fsync } => Box::new(FileStore::open(dir, *fsync)?),
-            DriverConfig::Memory => Box::new(MemoryStore::new()),
-            DriverConfig::Redis(redis) => Box::new(RedisStore::open(redis)?),
-        };
-        Ok(Sessions::with_store(
-            store,
-            config.lifetime,
-            config.max_data_size,
-        ))
+        Sessions::open_store(config.store(None)?)
     }
 
-    pub fn with_store(store: Box<dyn Store>, lifetime: Duration, max_data_size: usize) -> Sessions {
-        Sessions {
+    /// Opens one store.
+    pub fn open_store(config: &StoreConfig) -> Result<Sessions> {
+        let store = store::open(&config.driver, config.expiry)?;
+        Ok(Sessions {
+            name: config.name.clone(),
             store,
-            lifetime,
-            max_data_size,
-        }
+            lifetime: config.lifetime,
+            max_lifetime: config.max_lifetime,
+            max_data_size: config.max_data_size,
+        })
+    }
+
+    /// The name of the store in its configuration.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn lifetime(&self) -> Duration {
         self.lifetime
+    }
+
+    /// The store itself, for tests of the storage contract.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     fn check_size(&self, data: &[u8]) -> Result<()> {
@@ -62,13 +67,32 @@ impl Sessions {
         Ok(())
     }
 
-    /// Stores `data` under a fresh id and returns the id.
+    /// Stores `data` under a fresh id that lives `lifetime`; returns the id.
     pub fn create(&self, data: &[u8]) -> Result<SessionId> {
+        self.create_for(data, self.lifetime)
+    }
+
+    /// Stores `data` under a fresh id that lives `ttl_seconds` (1 to `max_lifetime`).
+    pub fn create_ttl(&self, data: &[u8], ttl_seconds: i64) -> Result<SessionId> {
+        let max = self.max_lifetime.as_secs();
+        let ttl = u64::try_from(ttl_seconds)
+            .ok()
+            .filter(|t| (1..=max).contains(t))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "ttl_seconds must be from 1 to {max} (max_lifetime), got {ttl_seconds}"
+                ))
+            })?;
+        self.create_for(data, Duration::from_secs(ttl))
+    }
+
+    fn create_for(&self, data: &[u8], lifetime: Duration) -> Result<SessionId> {
         self.check_size(data)?;
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate()?;
-            if self.store.create(&id, data, self.lifetime)? {
-                return Ok(id);
+            match self.store.create(&id, data, lifetime)? {
+                Outcome::Taken => continue,
+                outcome => return self.written(outcome).map(|()| id),
             }
         }
         Err(Error::new(
@@ -83,15 +107,11 @@ impl Sessions {
         self.store.get(&id)?.ok_or_else(Error::not_found)
     }
 
-    /// Replaces the data of a live session, keeping its expiry.
+    /// Replaces the data of a live session, keeping its absolute end.
     pub fn update(&self, id: &[u8], data: &[u8]) -> Result<()> {
         let id = SessionId::parse(id)?;
         self.check_size(data)?;
-        if self.store.update(&id, data)? {
-            Ok(())
-        } else {
-            Err(Error::not_found())
-        }
+        self.written(self.store.update(&id, data)?)
     }
 
     /// Removes a session; a session that is already gone is not an error.
@@ -100,8 +120,73 @@ impl Sessions {
         self.store.destroy(&id)
     }
 
-    /// Deletes the expired sessions and returns how many.
+    /// Moves the idle end of a live session.
+    pub fn touch(&self, id: &[u8]) -> Result<()> {
+        let id = SessionId::parse(id)?;
+        self.written(self.store.touch(&id)?)
+    }
+
+    /// Time left until a live session ends.
+    pub fn ttl(&self, id: &[u8]) -> Result<Duration> {
+        let id = SessionId::parse(id)?;
+        self.store.ttl(&id)?.ok_or_else(Error::not_found)
+    }
+
+    /// Whether a live session has this id: an error (`NotFound`) when not.
+    pub fn exists(&self, id: &[u8]) -> Result<()> {
+        let id = SessionId::parse(id)?;
+        if self.store.exists(&id)? {
+            Ok(())
+        } else {
+            Err(Error::not_found())
+        }
+    }
+
+    /// Live sessions in the store.
+    pub fn count(&self) -> Result<u64> {
+        self.store.count()
+    }
+
+    /// Gives a live session a fresh id (same data, same absolute end, idle window
+    /// restarted); the old id is gone, or read-only during `regenerate_grace`.
+    pub fn regenerate(&self, id: &[u8]) -> Result<SessionId> {
+        let old = SessionId::parse(id)?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let new = SessionId::generate()?;
+            match self.store.regenerate(&old, &new)? {
+                Outcome::Taken => continue,
+                outcome => return self.written(outcome).map(|()| new),
+            }
+        }
+        Err(Error::new(
+            SessionError::Internal,
+            "could not find a free session id: the random number generator repeats",
+        ))
+    }
+
+    /// Deletes the ended sessions and returns how many.
     pub fn remove_expired(&self) -> Result<usize> {
         self.store.remove_expired()
+    }
+}
+
+impl Sessions {
+    /// A write's outcome as the API reports it.
+    fn written(&self, outcome: Outcome) -> Result<()> {
+        match outcome {
+            Outcome::Applied => Ok(()),
+            Outcome::ReadOnly => Err(Error::new(
+                SessionError::NotFound,
+                "session id was replaced by session_regenerate: it still reads during regenerate_grace but cannot be written",
+            )),
+            Outcome::Full => Err(Error::new(
+                SessionError::Full,
+                format!(
+                    "session store {:?} is full (max_sessions live sessions)",
+                    self.name
+                ),
+            )),
+            Outcome::Missing | Outcome::Taken => Err(Error::not_found()),
+        }
     }
 }

@@ -1,7 +1,14 @@
 //! The C programs of `c_examples/` and `tests/c/`, compiled with the system C
-//! compiler against `include/session.h` and the libsession.so / libsession.a that
-//! cargo built next to this test, then run. One test runs them under valgrind, on
-//! the file, memory and Redis drivers.
+//! compiler against `include/session.h` and a libsession.so / libsession.a built
+//! from the current sources, then run. One test runs them under valgrind, on the
+//! file, memory and Redis drivers.
+//!
+//! `cargo test` rebuilds only the rlib for the integration tests and does not
+//! refresh `target/<profile>/libsession.so` / `.a`, so linking whatever lies there
+//! could test a stale library. Each run of this test binary therefore runs
+//! `cargo build --lib` once (same profile as this binary, same target directory: a
+//! no-op when the outer `cargo test` just compiled the library) and links the
+//! artifacts cargo reports.
 //!
 //! A missing `cc`, `c++` or `valgrind` fails the test (it never skips): run the
 //! README's test command, `bash tests/run_all.sh`, which installs them.
@@ -12,6 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest a C program may run before it is killed and the test fails.
@@ -23,23 +31,190 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding the libsession.so and libsession.a of this build: the test
-/// executable is `target/<profile>/deps/c_programs-<hash>`.
-fn lib_dir() -> PathBuf {
+/// The libsession.so and libsession.a built from the current sources.
+struct BuiltLibrary {
+    shared: PathBuf,
+    static_lib: PathBuf,
+}
+
+impl BuiltLibrary {
+    /// The directory of libsession.so, for `-L`, the rpath and LD_LIBRARY_PATH.
+    fn dir(&self) -> &Path {
+        self.shared.parent().expect("libsession.so has a directory")
+    }
+}
+
+/// The library built from the current sources, by one `cargo build --lib` per test
+/// process; every test that links the library fails with cargo's output if that
+/// build failed.
+fn library() -> &'static BuiltLibrary {
+    static LIBRARY: OnceLock<Result<BuiltLibrary, String>> = OnceLock::new();
+    match LIBRARY.get_or_init(build_library) {
+        Ok(library) => library,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// The cargo arguments selecting the profile this test binary was built with: it
+/// is `<target-dir>/<profile-dir>/deps/c_programs-<hash>`, where the profile
+/// directory is `debug` for dev/test, `release` for release/bench, else the name
+/// of a custom profile.
+fn profile_args() -> Vec<String> {
     let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("the test executable has a directory");
-    let profile = deps.parent().expect("deps has a parent");
-    for dir in [profile, deps] {
-        if dir.join("libsession.so").is_file() && dir.join("libsession.a").is_file() {
-            return dir.to_path_buf();
+    let profile_dir = exe
+        .parent()
+        .filter(|deps| deps.file_name().is_some_and(|name| name == "deps"))
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str());
+    match profile_dir {
+        Some("debug") => vec![],
+        Some("release") => vec!["--release".into()],
+        Some(custom) => vec!["--profile".into(), custom.into()],
+        // An unfamiliar layout: go by how this binary was compiled.
+        None if cfg!(debug_assertions) => vec![],
+        None => vec!["--release".into()],
+    }
+}
+
+/// Runs `cargo build --lib` on this repository and returns the libsession.so and
+/// libsession.a it produced, or an error message carrying cargo's whole output.
+///
+/// The build uses cargo's default target directory (`target/`, or what
+/// CARGO_TARGET_DIR or the cargo config says), as a plain `cargo test` does. That
+/// `cargo test` holds the directory's lock only while it builds, not while the
+/// tests run, and the library it has just compiled is reused: the build costs a
+/// fraction of a second. (After `cargo test --target-dir DIR` this build still
+/// compiles the current sources, into `target/`, only slower the first time.)
+/// The paths come from cargo's JSON messages, not from a guessed layout.
+fn build_library() -> Result<BuiltLibrary, String> {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(repo())
+        .arg("build")
+        .arg("--lib")
+        .arg("--manifest-path")
+        .arg(repo().join("Cargo.toml"))
+        .arg("--message-format=json-render-diagnostics")
+        .args(profile_args())
+        .stdin(Stdio::null());
+    // `cargo test` gives this process the variables it sets for the crate
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...). Build scripts watch some of them
+    // (ring's watches CARGO_MANIFEST_DIR), so left in place they would make this
+    // build recompile dependencies, and the next `cargo test` recompile them back.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_EXE_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&name);
+        if set_by_cargo {
+            cmd.env_remove(name);
         }
     }
-    panic!(
-        "libsession.so and libsession.a not found in {} or {}: build with `cargo test` \
-         (the crate types cdylib and staticlib are built with the tests)",
-        profile.display(),
-        deps.display()
-    );
+    let shown = format!("{cmd:?}");
+    let output = cmd
+        .output()
+        .map_err(|err| format!("cannot start {shown}: {err}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut shared = None;
+    let mut static_lib = None;
+    let mut other_stdout = String::new();
+    for line in stdout.lines() {
+        if !line.starts_with('{') {
+            other_stdout.push_str(line);
+            other_stdout.push('\n');
+            continue;
+        }
+        if !line.contains(r#""reason":"compiler-artifact""#) {
+            continue;
+        }
+        for file in json_string_array(line, "filenames") {
+            let file = PathBuf::from(file);
+            match file.file_name().and_then(|name| name.to_str()) {
+                Some("libsession.so") => shared = Some(file),
+                Some("libsession.a") => static_lib = Some(file),
+                _ => {}
+            }
+        }
+    }
+    let failure = |why: &str| {
+        format!(
+            "building libsession from the current sources failed: {why}\ncommand: {shown}\n\
+             status: {}\n--- cargo stderr ---\n{stderr}\n--- cargo stdout (non-JSON lines) \
+             ---\n{other_stdout}",
+            output.status
+        )
+    };
+    if !output.status.success() {
+        return Err(failure("cargo failed"));
+    }
+    match (shared, static_lib) {
+        (Some(shared), Some(static_lib)) if shared.is_file() && static_lib.is_file() => {
+            if shared.parent() != static_lib.parent() {
+                return Err(failure(
+                    "libsession.so and libsession.a are in different directories",
+                ));
+            }
+            println!(
+                "linking the C programs against {} and {}",
+                shared.display(),
+                static_lib.display()
+            );
+            Ok(BuiltLibrary { shared, static_lib })
+        }
+        _ => Err(failure(
+            "cargo reported no existing libsession.so and libsession.a (are the crate types \
+             cdylib and staticlib still in Cargo.toml?)",
+        )),
+    }
+}
+
+/// The strings of the array `"key":[...]` in one line of cargo's JSON output.
+fn json_string_array(line: &str, key: &str) -> Vec<String> {
+    let mut strings = Vec::new();
+    let Some(start) = line.find(&format!("\"{key}\":[")) else {
+        return strings;
+    };
+    let mut chars = line[start + key.len() + 4..].chars();
+    loop {
+        match chars.next() {
+            Some('"') => {
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') | None => break,
+                        Some('\\') => match chars.next() {
+                            Some('n') => value.push('\n'),
+                            Some('t') => value.push('\t'),
+                            Some('u') => {
+                                let hex: String = chars.by_ref().take(4).collect();
+                                let code = u32::from_str_radix(&hex, 16).ok();
+                                value.extend(code.and_then(char::from_u32));
+                            }
+                            Some(other) => value.push(other),
+                            None => break,
+                        },
+                        Some(c) => value.push(c),
+                    }
+                }
+                strings.push(value);
+            }
+            Some(']') | None => return strings,
+            Some(_) => {}
+        }
+    }
 }
 
 /// A fresh, empty scratch directory, removed by `Drop` when the test passed.
@@ -150,7 +325,7 @@ fn compile(tmp: &TempDir, source: &str, exe: &str, static_link: bool) -> PathBuf
     let cxx = source.ends_with(".cpp");
     let compiler = if cxx { "c++" } else { "cc" };
     require_tool(compiler);
-    let lib = lib_dir();
+    let lib = library();
     let out = tmp.join(exe);
     let mut cmd = Command::new(compiler);
     cmd.current_dir(repo())
@@ -162,17 +337,11 @@ fn compile(tmp: &TempDir, source: &str, exe: &str, static_link: bool) -> PathBuf
         .arg("-o")
         .arg(&out);
     if static_link {
-        cmd.arg(lib.join("libsession.a")).args([
-            "-lpthread",
-            "-ldl",
-            "-lm",
-            "-lrt",
-            "-lgcc_s",
-            "-lutil",
-        ]);
+        cmd.arg(&lib.static_lib)
+            .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s", "-lutil"]);
     } else {
-        cmd.arg(format!("-L{}", lib.display()))
-            .arg(format!("-Wl,-rpath,{}", lib.display()))
+        cmd.arg(format!("-L{}", lib.dir().display()))
+            .arg(format!("-Wl,-rpath,{}", lib.dir().display()))
             .args(["-lsession", "-lpthread"]);
     }
     assert_ran(
@@ -202,7 +371,7 @@ fn program(tmp: &TempDir, exe: &Path, label: &str, valgrind: bool) -> Command {
         Command::new(exe)
     };
     cmd.current_dir(cwd)
-        .env("LD_LIBRARY_PATH", lib_dir())
+        .env("LD_LIBRARY_PATH", library().dir())
         .env_remove("SESSION_CONFIG");
     cmd
 }
@@ -306,6 +475,55 @@ fn crash_test() {
     assert!(out.contains("all rounds passed"), "{out}");
 }
 
+/// A config whose default store is the file driver with storage root `root`.
+fn file_store_config(root: &Path) -> String {
+    format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s"}}, "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        root.display()
+    )
+}
+
+const MEMORY_CONFIG: &str = r#"{"sessions": {"driver": "memory"}}"#;
+
+/// Runs tests/c/lifecycle_test.c with scratch directory `tmp/store` on the store
+/// `config` describes (its root, if any, is created by the program).
+fn lifecycle_test(tmp: &TempDir, label: &str, config: &str) {
+    let exe = compile(tmp, "tests/c/lifecycle_test.c", "lifecycle_test", false);
+    let mut cmd = program(tmp, &exe, label, false);
+    cmd.arg(tmp.join("store")).arg(config);
+    let out = assert_ran(label, run(cmd, tmp, label));
+    assert!(
+        out.contains("lifecycle_test: ") && out.contains(" passed, 0 failed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn lifecycle_test_file_driver() {
+    let tmp = TempDir::new("lifecycle-file");
+    // The root does not exist yet: the program creates it, as a server must.
+    let config = file_store_config(&tmp.join("store").join("file-root"));
+    lifecycle_test(&tmp, "lifecycle-file", &config);
+}
+
+#[test]
+fn lifecycle_test_memory_driver() {
+    let tmp = TempDir::new("lifecycle-memory");
+    lifecycle_test(&tmp, "lifecycle-memory", MEMORY_CONFIG);
+}
+
+#[test]
+fn lifecycle_test_redis_driver() {
+    let server = support::redis_server::RedisServer::start(&[]);
+    let tmp = TempDir::new("lifecycle-redis");
+    // The map shape, with the store under test named "default".
+    let config = format!(
+        r#"{{"sessions": {{"default": {{"driver": "redis", "url": "{}", "pool_size": 4}}}}}}"#,
+        server.url()
+    );
+    lifecycle_test(&tmp, "lifecycle-redis", &config);
+}
+
 #[test]
 fn header_compiles_as_cxx() {
     let out = compile_and_run("tests/c/header_cxx.cpp", "header_cxx", &[]);
@@ -321,7 +539,10 @@ fn valgrind_finds_no_error_and_no_leak() {
         r#"{{"sessions": {{"driver": "redis", "url": "{}"}}}}"#,
         server.url()
     );
-    let runs: [(&str, &str, Vec<String>); 4] = [
+    // lifecycle_test includes 1,000 handles opened and closed: each leaked handle
+    // or store would show as a definite leak.
+    let lifecycle_file = file_store_config(&tmp.join("lifecycle-file").join("file-root"));
+    let runs: [(&str, &str, Vec<String>); 6] = [
         ("c_examples/crud.c", "crud", vec![]),
         (
             "c_examples/threads.c",
@@ -337,6 +558,22 @@ fn valgrind_finds_no_error_and_no_leak() {
             "c_examples/threads.c",
             "threads",
             vec!["2".into(), "200".into(), redis],
+        ),
+        (
+            "tests/c/lifecycle_test.c",
+            "lifecycle_test",
+            vec![
+                tmp.join("lifecycle-file").display().to_string(),
+                lifecycle_file,
+            ],
+        ),
+        (
+            "tests/c/lifecycle_test.c",
+            "lifecycle_test",
+            vec![
+                tmp.join("lifecycle-memory").display().to_string(),
+                MEMORY_CONFIG.into(),
+            ],
         ),
     ];
     for (source, exe, args) in &runs {

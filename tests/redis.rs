@@ -115,8 +115,12 @@ fn dbindex_and_key_prefix_are_respected_on_the_server() {
     assert!(exists(&server, 3, &format!("shop:sess:{id}")));
     assert!(!exists(&server, 0, &format!("shop:sess:{id}")));
     assert!(!exists(&server, 3, &format!("session:{id}")));
-    let value: Vec<u8> = server.query(3, &[b"GET", format!("shop:sess:{id}").as_bytes()]);
+    let value: Vec<u8> = server.query(3, &[b"HGET", format!("shop:sess:{id}").as_bytes(), b"d"]);
     assert_eq!(value, b"in db 3");
+    // count sees only this prefix, in this database.
+    server.query::<()>(3, &[b"SET", b"shop:sess:not-an-id", b"x"]);
+    server.query::<()>(3, &[b"SET", format!("other:{id}").as_bytes(), b"x"]);
+    assert_eq!(s.count().unwrap(), 1);
     let keys: Vec<String> = server.query(0, &[b"KEYS", b"*"]);
     assert!(keys.is_empty(), "keys in db 0: {keys:?}");
 }
@@ -149,17 +153,25 @@ fn password_and_acl_user() {
         assert_eq!(s.get(id.as_bytes()).unwrap(), b"authenticated");
     }
     // A URL with user and password works the same.
-    let s = open(&server, 60, "");
-    assert!(s.create(b"no password").is_err());
+    let json = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}"}}}}"#,
+        server.url()
+    );
+    let err = Sessions::open(&Config::from_json(json.as_bytes()).unwrap())
+        .err()
+        .unwrap();
+    assert_eq!(err.code, SessionError::Config, "{}", err.message);
+    assert!(err.message.contains("NOAUTH"), "{}", err.message);
     let url = format!("redis://web:webpw@127.0.0.1:{}/0", server.port);
     let json = format!(r#"{{"sessions": {{"driver": "redis", "url": "{url}"}}}}"#);
     let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
     assert!(s.create(b"via url").is_ok());
 
+    // A wrong password or an unknown user fails when the store opens, not later.
     for (user, password) in [("", "wrong"), ("web", "wrong"), ("nobody", "s3cret")] {
-        let s =
-            Sessions::open(&Config::from_json(entry(user, password).as_bytes()).unwrap()).unwrap();
-        let err = s.create(b"x").unwrap_err();
+        let err = Sessions::open(&Config::from_json(entry(user, password).as_bytes()).unwrap())
+            .err()
+            .expect("a wrong password must fail the open");
         assert_eq!(err.code, SessionError::Config, "{}", err.message);
         let message = err.message.to_lowercase();
         assert!(
@@ -171,49 +183,14 @@ fn password_and_acl_user() {
             !err.message.contains("wrong") && !err.message.contains("s3cret"),
             "password in message"
         );
+        // With lazy_connect the open succeeds and the first call reports it.
+        let lazy = entry(user, password).replace(
+            r#""lifetime": 60"#,
+            r#""lifetime": 60, "lazy_connect": true"#,
+        );
+        let s = Sessions::open(&Config::from_json(lazy.as_bytes()).unwrap()).unwrap();
+        assert_eq!(s.create(b"x").unwrap_err().code, SessionError::Config);
     }
-}
-
-#[test]
-fn eight_threads_ten_thousand_operations_each() {
-    let server = RedisServer::start(&[]);
-    let s = open(&server, 600, r#", "pool_size": 8"#);
-    std::thread::scope(|scope| {
-        for t in 0..8u32 {
-            let s = &s;
-            scope.spawn(move || {
-                let mut live: Vec<(session::SessionId, Vec<u8>)> = Vec::new();
-                for i in 0..10_000u32 {
-                    let data = format!("{{\"thread\":{t},\"op\":{i}}}").into_bytes();
-                    match i % 4 {
-                        0 => {
-                            let id = s.create(&data).unwrap();
-                            live.push((id, data));
-                        }
-                        1 => {
-                            let (id, expect) = &live[i as usize % live.len()];
-                            assert_eq!(&s.get(id.as_bytes()).unwrap(), expect);
-                        }
-                        2 => {
-                            let k = i as usize % live.len();
-                            s.update(live[k].0.as_bytes(), &data).unwrap();
-                            live[k].1 = data;
-                        }
-                        _ if live.len() > 10 => {
-                            let (id, _) = live.swap_remove(0);
-                            s.destroy(id.as_bytes()).unwrap();
-                        }
-                        _ => {}
-                    }
-                }
-                for (id, expect) in &live {
-                    assert_eq!(&s.get(id.as_bytes()).unwrap(), expect, "lost session");
-                }
-            });
-        }
-    });
-    let clients: String = server.query(0, &[b"INFO", b"clients"]);
-    assert!(clients.contains("connected_clients"), "{clients}");
 }
 
 #[test]
@@ -365,7 +342,17 @@ fn unreachable_server_fails_fast_with_a_clear_message() {
     let json = format!(
         r#"{{"sessions": {{"driver": "redis", "url": "{url}", "connect_timeout_ms": 500}}}}"#
     );
-    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    // The open connects once: an unreachable server fails it.
+    let start = Instant::now();
+    let err = Sessions::open(&Config::from_json(json.as_bytes()).unwrap())
+        .err()
+        .expect("an unreachable server must fail the open");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(err.code, SessionError::StorageUnavailable);
+    assert!(err.message.contains("cannot connect"), "{}", err.message);
+    // With lazy_connect, each call reports it instead.
+    let lazy = json.replace("500", r#"500, "lazy_connect": true"#);
+    let s = Sessions::open(&Config::from_json(lazy.as_bytes()).unwrap()).unwrap();
     let start = Instant::now();
     let err = s.create(b"x").unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(2));
@@ -510,8 +497,9 @@ fn tls_url_with_a_private_ca() {
     assert!(exists(&server, 2, &format!("session:{id}")));
 
     // Without the private CA the server's certificate is not trusted.
-    let s = Sessions::open(&Config::from_json(config("").as_bytes()).unwrap()).unwrap();
-    let err = s.create(b"x").unwrap_err();
+    let err = Sessions::open(&Config::from_json(config("").as_bytes()).unwrap())
+        .err()
+        .expect("an untrusted certificate must fail the open");
     assert_eq!(
         err.code,
         SessionError::StorageUnavailable,

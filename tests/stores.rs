@@ -1,278 +1,26 @@
-//! Behaviour of the Rust core on every driver, with real files in real directories.
+//! The file driver's own guarantees, with real files in real directories: torn
+//! reads, crash-safe versions, permissions, symlinks and hard links, expiry judged
+//! from the mtime. What every driver shares is in `tests/conformance.rs`.
 
-use session::config::{Config, DriverConfig};
+mod support;
+
+use session::config::Config;
 use session::{SessionError, Sessions};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use support::temp::TempDir;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh, empty directory that is removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("libsession-stores-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn config(driver: DriverConfig, lifetime_secs: u64) -> Config {
-    Config {
-        lifetime: Duration::from_secs(lifetime_secs),
-        max_data_size: 1 << 20,
-        driver,
-    }
-}
-
-fn file_sessions(dir: &Path, lifetime_secs: u64) -> Sessions {
-    Sessions::open(&config(
-        DriverConfig::File {
-            dir: dir.join("sessions"),
-            fsync: false,
-        },
-        lifetime_secs,
-    ))
-    .unwrap()
-}
-
-/// Runs `check` on the file driver (fsync off and on) and on the memory driver.
-fn on_every_driver(lifetime_secs: u64, check: impl Fn(&Sessions, Option<&Path>)) {
-    let dir = TempDir::new();
-    check(
-        &file_sessions(&dir.0, lifetime_secs),
-        Some(&dir.0.join("sessions")),
+/// The file driver with its storage root at `root` (sessions in `root/sessions`).
+fn file_sessions(root: &Path, lifetime_secs: u64) -> Sessions {
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "lifetime": {lifetime_secs}}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        root.display()
     );
-    let dir = TempDir::new();
-    let durable = Sessions::open(&config(
-        DriverConfig::File {
-            dir: dir.0.join("sessions"),
-            fsync: true,
-        },
-        lifetime_secs,
-    ))
-    .unwrap();
-    check(&durable, Some(&dir.0.join("sessions")));
-    check(
-        &Sessions::open(&config(DriverConfig::Memory, lifetime_secs)).unwrap(),
-        None,
-    );
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-#[test]
-fn create_get_update_destroy() {
-    on_every_driver(3600, |s, dir| {
-        let id = s.create(b"{\"user_id\":42}").unwrap();
-        assert_eq!(id.as_str().len(), 64);
-        assert_eq!(s.get(id.as_bytes()).unwrap(), b"{\"user_id\":42}");
-        s.update(id.as_bytes(), b"{\"user_id\":43,\"role\":\"admin\"}")
-            .unwrap();
-        assert_eq!(
-            s.get(id.as_bytes()).unwrap(),
-            b"{\"user_id\":43,\"role\":\"admin\"}"
-        );
-        // Shrinking and growing again keeps the newest data each time.
-        for len in [1usize, 5000, 3, 70000, 0, 10] {
-            let data = vec![b'a' + (len % 26) as u8; len];
-            s.update(id.as_bytes(), &data).unwrap();
-            assert_eq!(s.get(id.as_bytes()).unwrap(), data);
-        }
-        if let Some(dir) = dir {
-            assert_eq!(files_in(dir), vec![id.to_string()]);
-        }
-        s.destroy(id.as_bytes()).unwrap();
-        assert_eq!(
-            s.get(id.as_bytes()).unwrap_err().code,
-            SessionError::NotFound
-        );
-        // Destroying again succeeds; updating does not bring it back.
-        s.destroy(id.as_bytes()).unwrap();
-        assert_eq!(
-            s.update(id.as_bytes(), b"x").unwrap_err().code,
-            SessionError::NotFound
-        );
-        assert_eq!(
-            s.get(id.as_bytes()).unwrap_err().code,
-            SessionError::NotFound
-        );
-        if let Some(dir) = dir {
-            assert!(
-                files_in(dir).is_empty(),
-                "update after destroy created a file"
-            );
-        }
-    });
-}
-
-#[test]
-fn sessions_expire_and_are_never_resurrected() {
-    on_every_driver(1, |s, dir| {
-        let id = s.create(b"short-lived").unwrap();
-        let keep = s.create(b"also short").unwrap();
-        assert_eq!(s.get(id.as_bytes()).unwrap(), b"short-lived");
-        // An update keeps the expiry: it does not extend the session.
-        std::thread::sleep(Duration::from_millis(600));
-        s.update(keep.as_bytes(), b"updated").unwrap();
-        std::thread::sleep(Duration::from_millis(700));
-        for id in [&id, &keep] {
-            assert_eq!(
-                s.get(id.as_bytes()).unwrap_err().code,
-                SessionError::NotFound
-            );
-            assert_eq!(
-                s.update(id.as_bytes(), b"again").unwrap_err().code,
-                SessionError::NotFound
-            );
-            assert_eq!(
-                s.get(id.as_bytes()).unwrap_err().code,
-                SessionError::NotFound
-            );
-        }
-        let live = s.create(b"live").unwrap();
-        assert_eq!(s.remove_expired().unwrap(), 2);
-        assert_eq!(s.get(live.as_bytes()).unwrap(), b"live");
-        if let Some(dir) = dir {
-            assert_eq!(files_in(dir), vec![live.to_string()]);
-        }
-        assert_eq!(s.remove_expired().unwrap(), 0);
-    });
-}
-
-#[test]
-fn hostile_ids_are_rejected_before_touching_the_store() {
-    on_every_driver(3600, |s, dir| {
-        let hostile: Vec<Vec<u8>> = vec![
-            b"../../etc/passwd".to_vec(),
-            vec![b'a'; 63],
-            vec![b'a'; 65],
-            vec![b'A'; 64],
-            [vec![b'a'; 20], vec![0], vec![b'a'; 43]].concat(),
-            vec![],
-            [b"../".to_vec(), vec![b'a'; 61]].concat(),
-            [b"/tmp/".to_vec(), vec![b'a'; 59]].concat(),
-            vec![b'a'; 100_000],
-        ];
-        for id in &hostile {
-            assert_eq!(s.get(id).unwrap_err().code, SessionError::InvalidArgument);
-            assert_eq!(
-                s.update(id, b"x").unwrap_err().code,
-                SessionError::InvalidArgument
-            );
-            assert_eq!(
-                s.destroy(id).unwrap_err().code,
-                SessionError::InvalidArgument
-            );
-        }
-        if let Some(dir) = dir {
-            assert!(files_in(dir).is_empty());
-        }
-    });
-}
-
-#[test]
-fn any_bytes_round_trip_and_size_is_limited() {
-    on_every_driver(3600, |s, _| {
-        let binary: Vec<u8> = (1..=255u8)
-            .chain(b"\"quoted\" \n\r\t {}".iter().copied())
-            .collect();
-        let id = s.create(&binary).unwrap();
-        assert_eq!(s.get(id.as_bytes()).unwrap(), binary);
-        let mib: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8 | 1).collect();
-        let big = s.create(&mib).unwrap();
-        assert_eq!(s.get(big.as_bytes()).unwrap(), mib);
-        s.update(id.as_bytes(), &mib).unwrap();
-        assert_eq!(s.get(id.as_bytes()).unwrap(), mib);
-        let over = vec![b'x'; (1 << 20) + 1];
-        let err = s.create(&over).unwrap_err();
-        assert_eq!(err.code, SessionError::TooLarge);
-        assert!(err.message.contains("max_data_size"), "{}", err.message);
-        assert_eq!(
-            s.update(id.as_bytes(), &over).unwrap_err().code,
-            SessionError::TooLarge
-        );
-        assert_eq!(
-            s.get(id.as_bytes()).unwrap(),
-            mib,
-            "a rejected update changed the data"
-        );
-    });
-}
-
-#[test]
-fn eight_threads_ten_thousand_mixed_operations_each() {
-    on_every_driver(3600, |s, dir| {
-        std::thread::scope(|scope| {
-            for t in 0..8u32 {
-                scope.spawn(move || {
-                    let mut live: Vec<(session::SessionId, Vec<u8>)> = Vec::new();
-                    for i in 0..10_000u32 {
-                        let data = format!("{{\"thread\":{t},\"op\":{i}}}").into_bytes();
-                        match i % 10 {
-                            0..=2 => {
-                                let id = s.create(&data).unwrap();
-                                live.push((id, data));
-                            }
-                            3..=5 if !live.is_empty() => {
-                                let (id, expect) = &live[i as usize % live.len()];
-                                assert_eq!(
-                                    &s.get(id.as_bytes()).unwrap(),
-                                    expect,
-                                    "lost or wrong session"
-                                );
-                            }
-                            6..=8 if !live.is_empty() => {
-                                let k = i as usize % live.len();
-                                s.update(live[k].0.as_bytes(), &data).unwrap();
-                                live[k].1 = data;
-                            }
-                            _ if live.len() > 20 => {
-                                let (id, _) = live.swap_remove(i as usize % live.len());
-                                s.destroy(id.as_bytes()).unwrap();
-                                assert_eq!(
-                                    s.get(id.as_bytes()).unwrap_err().code,
-                                    SessionError::NotFound
-                                );
-                            }
-                            _ => {}
-                        }
-                    }
-                    for (id, expect) in &live {
-                        assert_eq!(
-                            &s.get(id.as_bytes()).unwrap(),
-                            expect,
-                            "lost session at the end"
-                        );
-                        s.destroy(id.as_bytes()).unwrap();
-                    }
-                });
-            }
-        });
-        if let Some(dir) = dir {
-            assert!(files_in(dir).is_empty());
-        }
-    });
+    Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap()
 }
 
 /// A payload whose every byte repeats its first, with a length that depends on it:
@@ -296,10 +44,10 @@ fn check_payload(data: &[u8]) {
 
 #[test]
 fn readers_never_see_a_torn_session_while_writers_update() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("stores");
     // Two independent stores on one directory, as two processes would have.
-    let a = Arc::new(file_sessions(&dir.0, 3600));
-    let b = Arc::new(file_sessions(&dir.0, 3600));
+    let a = Arc::new(file_sessions(dir.path(), 3600));
+    let b = Arc::new(file_sessions(dir.path(), 3600));
     let id = a.create(&payload(0)).unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     std::thread::scope(|scope| {
@@ -328,9 +76,9 @@ fn readers_never_see_a_torn_session_while_writers_update() {
 
 #[test]
 fn files_are_private_and_symlinks_are_not_followed() {
-    let dir = TempDir::new();
-    let s = file_sessions(&dir.0, 3600);
-    let sessions = dir.0.join("sessions");
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let sessions = dir.path().join("sessions");
     assert_eq!(std::fs::metadata(&sessions).unwrap().mode() & 0o777, 0o700);
     let id = s.create(b"secret").unwrap();
     assert_eq!(
@@ -342,51 +90,92 @@ fn files_are_private_and_symlinks_are_not_followed() {
     );
 
     // A symlink named like a session id is not followed, by any operation.
-    let outside = dir.0.join("outside");
+    let outside = dir.path().join("outside");
     std::fs::write(&outside, b"do not touch").unwrap();
     let planted = "b".repeat(64);
     std::os::unix::fs::symlink(&outside, sessions.join(&planted)).unwrap();
-    assert!(s.get(planted.as_bytes()).is_err());
-    assert!(s.update(planted.as_bytes(), b"overwrite").is_err());
+    // A forged id (401), not an unavailable store (503).
+    assert_eq!(
+        s.get(planted.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
+    assert_eq!(
+        s.update(planted.as_bytes(), b"overwrite").unwrap_err().code,
+        SessionError::NotFound
+    );
+    assert_eq!(
+        s.touch(planted.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
+    assert_eq!(
+        s.ttl(planted.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
     assert_eq!(std::fs::read(&outside).unwrap(), b"do not touch");
     s.remove_expired().unwrap();
     assert_eq!(std::fs::read(&outside).unwrap(), b"do not touch");
 
     // A session directory that is a symlink is refused.
-    let real = dir.0.join("real");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let real = dir.path().join("real");
     std::fs::create_dir(&real).unwrap();
-    std::os::unix::fs::symlink(&real, dir.0.join("link")).unwrap();
-    let err = Sessions::open(&config(
-        DriverConfig::File {
-            dir: dir.0.join("link"),
-            fsync: false,
-        },
-        3600,
-    ))
-    .err()
-    .expect("a symlinked directory must be refused");
+    std::os::unix::fs::symlink(&real, root.join("sessions")).unwrap();
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s"}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        root.display()
+    );
+    let err = Sessions::open(&Config::from_json(json.as_bytes()).unwrap())
+        .err()
+        .expect("a symlinked directory must be refused");
     assert!(err.message.contains("symlink"), "{}", err.message);
 
     // A directory readable by others is tightened to 0700.
-    let loose = dir.0.join("loose");
-    std::fs::create_dir(&loose).unwrap();
-    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Sessions::open(&config(
-        DriverConfig::File {
-            dir: loose.clone(),
-            fsync: false,
-        },
-        3600,
-    ))
+    let loose = dir.path().join("loose");
+    std::fs::create_dir_all(loose.join("sessions")).unwrap();
+    std::fs::set_permissions(
+        loose.join("sessions"),
+        std::fs::Permissions::from_mode(0o755),
+    )
     .unwrap();
-    assert_eq!(std::fs::metadata(&loose).unwrap().mode() & 0o777, 0o700);
+    file_sessions(&loose, 3600);
+    assert_eq!(
+        std::fs::metadata(loose.join("sessions")).unwrap().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn a_hard_link_under_another_id_is_neither_read_nor_written() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let sessions = dir.path().join("sessions");
+    let id = s.create(b"victim").unwrap();
+    let planted = "e".repeat(64);
+    std::fs::hard_link(sessions.join(id.as_str()), sessions.join(&planted)).unwrap();
+    assert_eq!(
+        s.get(planted.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
+    assert_eq!(
+        s.update(planted.as_bytes(), b"overwritten")
+            .unwrap_err()
+            .code,
+        SessionError::NotFound
+    );
+    assert_eq!(
+        s.regenerate(planted.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"victim");
 }
 
 #[test]
 fn file_expiry_is_judged_from_the_mtime_and_checked_under_lock() {
-    let dir = TempDir::new();
-    let s = file_sessions(&dir.0, 3600);
-    let sessions = dir.0.join("sessions");
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let sessions = dir.path().join("sessions");
     let id = s.create(b"live").unwrap();
     let path = sessions.join(id.as_str());
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
@@ -438,29 +227,121 @@ fn file_expiry_is_judged_from_the_mtime_and_checked_under_lock() {
 
 #[test]
 fn a_torn_update_leaves_the_old_version() {
-    let dir = TempDir::new();
-    let s = file_sessions(&dir.0, 3600);
-    let id = s.create(b"version one").unwrap();
-    s.update(id.as_bytes(), b"version two, longer").unwrap();
-    let path = dir.0.join("sessions").join(id.as_str());
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let (one, two) = (&b"version one"[..], &b"version two, longer"[..]);
+    let id = s.create(one).unwrap();
+    s.update(id.as_bytes(), two).unwrap();
+    let path = dir.path().join("sessions").join(id.as_str());
     let good = std::fs::read(&path).unwrap();
-    // Every truncation of the newest version's data or descriptor, as a write cut
-    // short would leave it, yields one of the two versions, never garbage.
+    // The layout after create + update: slot 0 names version one, slot 1 version
+    // two; the data areas follow the 144-byte header in that order.
+    let (desc0, desc1) = (0..72, 72..144);
+    let old_data = 144..144 + one.len();
+    let new_data = old_data.end..old_data.end + two.len();
+    assert_eq!(good.len(), new_data.end);
+    let overlaps = |cut: usize, r: &std::ops::Range<usize>| cut < r.end && cut + 7 > r.start;
+    // Every damage (7 bytes from each offset), as a write cut short or a bad sector
+    // would leave it, yields the version that is still intact, never garbage.
     for cut in 0..good.len() {
         let mut damaged = good.clone();
         for byte in damaged.iter_mut().skip(cut).take(7) {
             *byte ^= 0x5a;
         }
         std::fs::write(&path, &damaged).unwrap();
-        match s.get(id.as_bytes()) {
-            Ok(data) => assert!(
-                data == b"version one" || data == b"version two, longer",
-                "damage at {cut} returned {:?}",
-                String::from_utf8_lossy(&data)
-            ),
-            Err(err) => assert_eq!(err.code, SessionError::NotFound, "damage at {cut}"),
+        let new_intact = !overlaps(cut, &desc1) && !overlaps(cut, &new_data);
+        let old_intact = !overlaps(cut, &desc0) && !overlaps(cut, &old_data);
+        let got = s.get(id.as_bytes());
+        if new_intact {
+            assert_eq!(got.unwrap(), two, "damage at {cut}");
+        } else if old_intact {
+            // Only the older version checks out: it must be found (the reader falls
+            // back to it under the shared lock).
+            assert_eq!(
+                got.unwrap(),
+                one,
+                "damage at {cut}: no fallback to the intact older version"
+            );
+        } else {
+            assert_eq!(
+                got.unwrap_err().code,
+                SessionError::NotFound,
+                "damage at {cut}"
+            );
         }
     }
     std::fs::write(&path, &good).unwrap();
-    assert_eq!(s.get(id.as_bytes()).unwrap(), b"version two, longer");
+    assert_eq!(s.get(id.as_bytes()).unwrap(), two);
+}
+
+#[test]
+fn remove_expired_judges_ended_files_by_fstatat_and_leaves_the_rest() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let sessions = dir.path().join("sessions");
+    let live = s.create(b"live").unwrap();
+    let ended = s.create_ttl(b"ended", 1).unwrap();
+    let recent = s.create_ttl(b"recent", 1).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    // `ended` ended long enough ago for the fast path; `recent` just now.
+    let path = sessions.join(ended.as_str());
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(mtime <= SystemTime::now());
+    std::thread::sleep(Duration::from_millis(2100));
+    let fresh = s.create_ttl(b"fresh", 1).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(s.remove_expired().unwrap(), 3);
+    for id in [&ended, &recent, &fresh] {
+        assert!(!sessions.join(id.as_str()).exists());
+    }
+    assert_eq!(s.get(live.as_bytes()).unwrap(), b"live");
+    assert_eq!(s.count().unwrap(), 1);
+}
+
+#[test]
+fn a_regenerate_killed_before_its_rename_leaves_the_session_under_the_old_id() {
+    use session::store::file::format::{self, descriptors, Descriptor, DESC_LEN};
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    // What a regenerate does before its rename: the other slot gets a descriptor
+    // tagged with the new id. Then the process dies: no rename.
+    let interrupted = |data: &[u8]| {
+        let id = s.create(data).unwrap();
+        let new = session::SessionId::generate().unwrap();
+        let path = dir.path().join("sessions").join(id.as_str());
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut header = vec![0u8; 2 * DESC_LEN];
+        file.read_exact_at(&mut header, 0).unwrap();
+        let (slot, live) = descriptors(&header)[0];
+        let moved = Descriptor {
+            seq: live.seq + 1,
+            tag: format::tag(&new),
+            ..live
+        };
+        file.write_all_at(&moved.encode(), ((1 - slot) * DESC_LEN) as u64)
+            .unwrap();
+        (id, new)
+    };
+    // Each kind of call on the old id finds the session again (get, ttl, update);
+    // the new id was never given out and stays unknown.
+    let (a, a_new) = interrupted(b"read");
+    assert_eq!(s.get(a.as_bytes()).unwrap(), b"read");
+    let (b, _) = interrupted(b"ttl");
+    assert!(s.ttl(b.as_bytes()).unwrap().as_secs() > 3500);
+    let (c, _) = interrupted(b"update");
+    s.update(c.as_bytes(), b"updated").unwrap();
+    assert_eq!(s.get(c.as_bytes()).unwrap(), b"updated");
+    assert_eq!(
+        s.get(a_new.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
+    // A regenerate now works.
+    let fresh = s.regenerate(a.as_bytes()).unwrap();
+    assert_eq!(s.get(fresh.as_bytes()).unwrap(), b"read");
+    assert_eq!(s.count().unwrap(), 3);
 }

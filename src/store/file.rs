@@ -1,214 +1,245 @@
-//! The file driver: one file per session in one directory.
+//! The file driver: one file per session in `ROOT/sessions/`, named by its id.
 //!
-//! # Safety against crashes and torn reads
-//! A session file holds two checksummed *descriptors* followed by data areas:
+//! The on-disk format (two checksummed descriptors, then data areas) is in
+//! [`format`]; every system call is in [`sys`]. This file holds the store logic.
 //!
-//! ```text
-//! offset 0   descriptor slot 0 (40 bytes)
-//! offset 40  descriptor slot 1 (40 bytes)
-//! offset 80  data areas; each descriptor names the offset and length of its data
-//! ```
-//!
-//! A descriptor is `magic, len, seq, expires_ns, off, data_crc, desc_crc` (little
-//! endian). The live version is the valid descriptor with the highest `seq` whose
-//! data matches `data_crc`. An update, under an exclusive `flock`, writes the new
-//! data where it overlaps nothing the live descriptor points to, and only then
-//! overwrites the *other* descriptor slot with `seq + 1`. A writer killed at any
-//! instant therefore leaves either the old version intact or the new one complete;
-//! the old one is never touched. Readers take no lock: they read the file in one
-//! `pread`, and if the newest version does not check out (an update ran under
-//! them) they retry, and finally read under a shared lock. An update costs one open,
-//! two small `pwrite`s and no inode allocation, close to an in-place write.
-//!
-//! A new session is written with `O_CREAT | O_EXCL` (an id collision never
-//! overwrites a live session). A reader that meets it half-written finds no valid
-//! descriptor, which means "not found": correct, since `session_create` has not
-//! returned yet. A creator killed half-way leaves such a file, which
-//! [`FileStore::remove_expired`] deletes once it is older than [`ABANDONED_AFTER`].
+//! # Crashes and torn reads
+//! Writers (update, touch, regenerate) take an exclusive `flock` (waiting at most
+//! `lock_timeout_ms`), write new data where it overlaps nothing the live descriptor
+//! names, then the other descriptor slot. A writer killed at any instant leaves the
+//! old version or the new one, never a mix. Readers take no lock: they read the file
+//! in one `pread` and retry if the newest version does not check out (an update ran
+//! under them), finally under a shared lock. A new session is written with
+//! `O_CREAT | O_EXCL`; a reader meeting it half-written finds no valid descriptor,
+//! which means "not found" (create has not returned yet).
 //!
 //! # Expiry
-//! The file's mtime is set to the session's expiry time, so `remove_expired` judges
-//! each file with one `fstatat` and no read; only files whose mtime has passed are
-//! opened, locked and checked against their descriptor before they are unlinked.
+//! Each descriptor holds the absolute end and the idle end. The file's mtime is set
+//! to the earlier of both, and its ctime is then the time of that write, so
+//! `remove_expired` and `count` judge a file by one `fstatat`: an mtime in the past
+//! and later than the ctime is an end the driver set, and the file goes with one
+//! `unlink`. Anything else whose mtime has passed (a write in flight, a creator that
+//! died) is checked under the lock first.
+//!
+//! # Regenerate
+//! Under the old file's exclusive lock the driver writes a descriptor tagged with
+//! the new id, then renames the file to the new id with `renameat2(RENAME_NOREPLACE)`:
+//! at every instant exactly one of the two names holds the session. A reader or
+//! writer that opened the old name just before, and finds the new tag, waits for the
+//! lock and then sees "not found". With `regenerate_grace`, the data is copied to a
+//! new file instead and the old one is marked read-only until the grace ends.
+//!
+//! # A vanished directory
+//! The directory is opened once; a file that is not found makes the driver check
+//! that the directory is still the one at its path. If it was deleted, calls fail
+//! with `SESSION_ERROR_STORAGE_UNAVAILABLE`; once it is back they work again.
 //!
 //! # Security
-//! The directory is created 0700 (and tightened to 0700 if it was looser) and opened
-//! once with `O_NOFOLLOW`; every file operation is relative to that descriptor, on a
-//! name that is a validated 64-character hex id, with `O_NOFOLLOW`. Files are 0600.
+//! The directory is created 0700 (tightened to 0700 if it was looser) and opened
+//! with `O_NOFOLLOW`; every file operation is relative to it, on a name that is a
+//! validated id, with `O_NOFOLLOW`. Files are 0600.
 
-use super::Store;
-use crate::error::{Error, Result};
+pub mod format;
+pub mod sys;
+
+use super::{now_ns, Expiry, Outcome, Store};
+use crate::config::{wrong_type, Root, Section};
+use crate::error::{Error, Result, SessionError};
 use crate::id::{SessionId, ID_LEN};
+use format::{descriptors, free_offset, newest_version, Descriptor, DESC_LEN, HEADER_LEN};
+use parking_lot::Mutex;
+use serde_json::Value;
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
 
-const MAGIC: u32 = 0x3153_534c; // "LSS1"
-const DESC_LEN: usize = 40;
-const HEADER_LEN: usize = 2 * DESC_LEN;
+/// The keys of `sessions` the file driver owns.
+pub const KEYS: &[&str] = &["storage_name", "fsync", "lock_timeout_ms"];
+
+/// Default longest wait for a session file's lock.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Optimistic lock-free reads attempted before a reader takes the shared lock.
 const OPTIMISTIC_READS: usize = 3;
 /// A file without any valid version (its creator died) is deleted by
 /// `remove_expired` once it is this old.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// `remove_expired` deletes a file on its `fstatat` alone only once its end is this
+/// far in the past, so that a writer which judged the session live just before its
+/// end has long finished.
+pub const EXPIRED_MARGIN: Duration = Duration::from_secs(2);
+/// A writer that judged a session live with less than this left checks afterwards
+/// that `remove_expired` did not delete the file under it (a stalled writer).
+const NEAR_END: Duration = Duration::from_secs(10);
+/// How often a call checks that the directory in use is still the one at its path
+/// (a directory renamed away and replaced is picked up within this time; a deleted
+/// one at once, by the first file that is not found).
+pub const DIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// First read of a session file; larger files take a second read.
 const FIRST_READ: usize = 16 * 1024;
 /// No session file is read beyond this: 4 times the largest `max_data_size`.
 const MAX_FILE_READ: usize = 4 * 512 * 1024 * 1024;
 
-/// One version of a session, as described by a descriptor slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Descriptor {
-    len: u32,
-    seq: u64,
-    expires_ns: u64,
-    off: u64,
-    data_crc: u32,
+/// The settings of the file driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// The storage root (`storages.NAME.root`); sessions go in `ROOT/sessions/`.
+    pub root: PathBuf,
+    /// fsync every write before reporting success (durable across power loss).
+    pub fsync: bool,
+    /// Longest wait for a session file's lock.
+    pub lock_timeout: Duration,
 }
 
-impl Descriptor {
-    fn encode(&self) -> [u8; DESC_LEN] {
-        let mut b = [0u8; DESC_LEN];
-        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-        b[4..8].copy_from_slice(&self.len.to_le_bytes());
-        b[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        b[16..24].copy_from_slice(&self.expires_ns.to_le_bytes());
-        b[24..32].copy_from_slice(&self.off.to_le_bytes());
-        b[32..36].copy_from_slice(&self.data_crc.to_le_bytes());
-        let crc = crc32fast::hash(&b[0..36]);
-        b[36..40].copy_from_slice(&crc.to_le_bytes());
-        b
-    }
-
-    /// The descriptor in `b`, if its magic and checksum are right.
-    fn decode(b: &[u8]) -> Option<Descriptor> {
-        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-        if b.len() < DESC_LEN || u32_at(0) != MAGIC || u32_at(36) != crc32fast::hash(&b[0..36]) {
-            return None;
-        }
-        let desc = Descriptor {
-            len: u32_at(4),
-            seq: u64_at(8),
-            expires_ns: u64_at(16),
-            off: u64_at(24),
-            data_crc: u32_at(32),
-        };
-        (desc.off >= HEADER_LEN as u64).then_some(desc)
-    }
-
-    fn end(&self) -> u64 {
-        self.off + u64::from(self.len)
-    }
-}
-
-/// The valid descriptors of a header, newest first: `(slot, descriptor)`.
-fn descriptors(header: &[u8]) -> Vec<(usize, Descriptor)> {
-    let mut found: Vec<(usize, Descriptor)> = (0..2)
-        .filter_map(|slot| {
-            let start = slot * DESC_LEN;
-            header
-                .get(start..start + DESC_LEN)
-                .and_then(Descriptor::decode)
-                .map(|d| (slot, d))
-        })
-        .collect();
-    found.sort_by_key(|d| std::cmp::Reverse(d.1.seq));
-    found
-}
-
-/// What a read of a whole session file found.
-enum Found<'a> {
-    /// The newest version, with its data.
-    Version(Descriptor, &'a [u8]),
-    /// No version checks out (half-written, or changing under the read).
-    Nothing,
-}
-
-/// The newest version in `file` whose data checks out. With `fallback`, an older
-/// version is accepted when the newest is damaged (only under the shared lock,
-/// where no writer runs, so damage is real and not an update in flight).
-fn newest_version(file: &[u8], fallback: bool) -> Found<'_> {
-    for (_, desc) in descriptors(file) {
-        let data = usize::try_from(desc.off)
-            .ok()
-            .zip(usize::try_from(desc.end()).ok())
-            .and_then(|(start, end)| file.get(start..end));
-        if let Some(data) = data {
-            if crc32fast::hash(data) == desc.data_crc {
-                return Found::Version(desc, data);
-            }
-        }
-        if !fallback {
-            break;
+impl FileConfig {
+    /// Sessions in `root/sessions`, default settings.
+    pub fn in_dir(root: PathBuf) -> FileConfig {
+        FileConfig {
+            root,
+            fsync: false,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
-    Found::Nothing
+}
+
+/// Reads the file driver's keys: `storage_name` names an entry of `storages`.
+pub fn parse(section: &Section, root: &Root) -> Result<FileConfig> {
+    let fsync = section.bool("fsync")?.unwrap_or(false);
+    let lock_timeout = section
+        .millis("lock_timeout_ms")?
+        .unwrap_or(DEFAULT_LOCK_TIMEOUT);
+    let name = section.string("storage_name")?.ok_or_else(|| {
+        Error::config(format!(
+            "{} is required for the file driver: name an entry of \"storages\"",
+            section.key_path("storage_name")
+        ))
+    })?;
+    let storage = match root.get("storages") {
+        Some(Value::Object(storages)) => storages.get(name),
+        Some(other) => return Err(wrong_type("storages", "an object", other)),
+        None => None,
+    };
+    let path = format!("storages.{name}");
+    let storage = match storage {
+        Some(Value::Object(storage)) => Section::new(storage, &path),
+        Some(other) => return Err(wrong_type(&path, "an object", other)),
+        None => {
+            return Err(Error::config(format!(
+                "{} {name:?} names no entry of \"storages\"",
+                section.key_path("storage_name")
+            )))
+        }
+    };
+    match storage.string("type")? {
+        Some("filesystem") => {}
+        Some(other) => {
+            return Err(Error::config(format!(
+                "{path}.type {other:?} is not supported; use \"filesystem\""
+            )))
+        }
+        None => {
+            return Err(Error::config(format!(
+                "{path}.type is required (\"filesystem\")"
+            )))
+        }
+    }
+    let root_dir = storage
+        .string("root")?
+        .ok_or_else(|| Error::config(format!("{path}.root is required: the storage directory")))?;
+    if root_dir.is_empty() || root_dir.contains('\0') {
+        return Err(Error::config(format!(
+            "{path}.root {root_dir:?} is not a usable directory"
+        )));
+    }
+    storage.finish("storage")?;
+    Ok(FileConfig {
+        root: PathBuf::from(root_dir),
+        fsync,
+        lock_timeout,
+    })
 }
 
 pub struct FileStore {
-    dir: OwnedFd,
+    /// The session directory, absolute.
     path: PathBuf,
+    c_path: CString,
+    /// The descriptor of the directory now in use.
+    dir: AtomicI32,
+    /// Every directory descriptor opened (the current one last); closed on drop, so
+    /// a call still using a replaced one never sees it closed under it.
+    dirs: Mutex<Vec<OwnedFd>>,
+    /// When (ns since 1970) the next call re-checks the directory.
+    next_check_ns: AtomicU64,
     fsync: bool,
+    lock_timeout: Duration,
+    expiry: Expiry,
+}
+
+/// What a re-check of the directory found.
+#[derive(PartialEq, Eq)]
+enum DirCheck {
+    Same,
+    Reopened,
+}
+
+/// The NUL-terminated file name of a session.
+struct Name([u8; ID_LEN + 1]);
+
+impl Name {
+    fn of(id: &SessionId) -> Name {
+        let mut name = [0u8; ID_LEN + 1];
+        name[..ID_LEN].copy_from_slice(id.as_bytes());
+        Name(name)
+    }
+
+    fn c(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.0).unwrap_or(c"")
+    }
 }
 
 impl FileStore {
-    /// Opens (creating it 0700 if needed) the session directory `path`.
-    pub fn open(path: &Path, fsync: bool) -> Result<FileStore> {
-        let fail = |what: &str, err: io::Error| {
-            Error::io(
-                &format!("session directory {}: {what}", path.display()),
-                err,
+    /// Opens the session directory `ROOT/sessions`, creating it 0700 if needed. The
+    /// root must exist: a missing root is an error that names it.
+    pub fn open(config: &FileConfig, expiry: Expiry) -> Result<FileStore> {
+        let root = std::fs::canonicalize(&config.root).map_err(|err| {
+            Error::new(
+                SessionError::Config,
+                format!(
+                    "storage root {} cannot be used: {err} (it must exist; only its sessions/ subdirectory is created)",
+                    config.root.display()
+                ),
             )
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(|err| fail("cannot create it", err))?;
+        })?;
+        let path = root.join("sessions");
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::config("the session directory contains a NUL byte"))?;
-        // SAFETY: c_path is a valid NUL-terminated string.
-        let fd = unsafe {
-            libc::open(
-                c_path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(fail(
-                "cannot open it (a symlink is refused)",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fd was just opened and is owned by nobody else.
-        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
-        let meta = File::from(dir.try_clone().map_err(|e| fail("dup", e))?)
-            .metadata()
-            .map_err(|e| fail("cannot stat it", e))?;
-        use std::os::unix::fs::MetadataExt;
-        if meta.mode() & 0o077 != 0 {
-            // SAFETY: fchmod on a descriptor we own.
-            if unsafe { libc::fchmod(dir.as_raw_fd(), 0o700) } != 0 {
-                return Err(fail(
-                    "it is readable by others and cannot be made 0700",
-                    io::Error::last_os_error(),
-                ));
+        match sys::mkdir(&c_path, 0o700) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => {
+                return Err(Error::io(
+                    &format!("session directory {}: cannot create it", path.display()),
+                    err,
+                ))
             }
         }
-        // SAFETY: access(2) with a valid path.
-        if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            return Err(fail("it is not writable", io::Error::last_os_error()));
-        }
-        Ok(FileStore {
-            dir,
-            path: path.to_path_buf(),
-            fsync,
-        })
+        let store = FileStore {
+            path,
+            c_path,
+            dir: AtomicI32::new(-1),
+            dirs: Mutex::new(Vec::new()),
+            next_check_ns: AtomicU64::new(
+                now_ns().saturating_add(super::nanos(DIR_CHECK_INTERVAL)),
+            ),
+            fsync: config.fsync,
+            lock_timeout: config.lock_timeout,
+            expiry,
+        };
+        store.open_dir()?;
+        Ok(store)
     }
 
     /// The directory the sessions are kept in.
@@ -216,218 +247,363 @@ impl FileStore {
         &self.path
     }
 
-    fn open_session(&self, id: &SessionId, flags: libc::c_int) -> io::Result<File> {
-        let mut name = [0u8; ID_LEN + 1];
-        name[..ID_LEN].copy_from_slice(id.as_bytes());
-        self.open_name(&name, flags, 0o600)
+    /// An error of an operation in the session directory, naming it.
+    fn fail(&self, what: &str, err: io::Error) -> Error {
+        Error::io(
+            &format!("session directory {}: {what}", self.path.display()),
+            err,
+        )
     }
 
-    /// `openat` in the session directory; `name` ends with a NUL.
-    fn open_name(&self, name: &[u8], flags: libc::c_int, mode: libc::c_uint) -> io::Result<File> {
-        debug_assert_eq!(name.last(), Some(&0));
-        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        // SAFETY: name is NUL-terminated, dir is an open directory descriptor.
-        let fd = syscall(|| unsafe {
-            libc::openat(self.dir.as_raw_fd(), name.as_ptr().cast(), flags, mode) as isize
+    fn dir(&self) -> RawFd {
+        self.dir.load(Ordering::Acquire)
+    }
+
+    /// The directory to use, re-checked against its path at most once per
+    /// [`DIR_CHECK_INTERVAL`] (two `stat`s), so a replaced directory is picked up.
+    fn checked_dir(&self) -> Result<RawFd> {
+        let now = now_ns();
+        let due = self.next_check_ns.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_check_ns
+                .compare_exchange(
+                    due,
+                    now.saturating_add(super::nanos(DIR_CHECK_INTERVAL)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.recheck_dir()?;
+        }
+        Ok(self.dir())
+    }
+
+    /// Opens the directory at the path (refusing a symlink), makes it 0700 and
+    /// writable-checked, and makes it the one in use.
+    fn open_dir(&self) -> Result<()> {
+        let fd = sys::open_dir(&self.c_path).map_err(|err| {
+            let what = if err.kind() == io::ErrorKind::NotFound {
+                "it does not exist (deleted while in use?)"
+            } else {
+                "cannot open it (it must be a directory; a symlink is refused)"
+            };
+            Error::new(
+                SessionError::StorageUnavailable,
+                format!("session directory {}: {what}: {err}", self.path.display()),
+            )
         })?;
-        // SAFETY: a fresh descriptor that nothing else owns.
-        Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+        let st = sys::stat_fd(fd.as_raw_fd()).map_err(|e| self.fail("cannot stat it", e))?;
+        if st.mode & 0o077 != 0 {
+            sys::fchmod(fd.as_raw_fd(), 0o700)
+                .map_err(|e| self.fail("it is open to others and cannot be made 0700", e))?;
+        }
+        sys::writable(&self.c_path).map_err(|e| self.fail("it is not writable", e))?;
+        let mut dirs = self.dirs.lock();
+        self.dir.store(fd.as_raw_fd(), Ordering::Release);
+        dirs.push(fd);
+        Ok(())
+    }
+
+    /// Checks that the directory in use is still the one at the path: `Same`, or
+    /// `Reopened` when it was replaced (the caller retries once), or an
+    /// unavailable-storage error when it is gone.
+    fn recheck_dir(&self) -> Result<DirCheck> {
+        let current = sys::stat_fd(self.dir()).map_err(|e| self.fail("cannot stat it", e))?;
+        match sys::stat_at(libc::AT_FDCWD, &self.c_path) {
+            Ok(st) if st.dev == current.dev && st.ino == current.ino && current.nlink > 0 => {
+                Ok(DirCheck::Same)
+            }
+            Ok(_) | Err(_) => {
+                self.open_dir()?;
+                Ok(DirCheck::Reopened)
+            }
+        }
+    }
+
+    /// Opens an existing session file; `None` when there is none. Not finding it
+    /// re-checks the directory, so a vanished directory is an error, not a miss.
+    fn open_existing(&self, id: &SessionId, flags: libc::c_int) -> Result<Option<File>> {
+        let name = Name::of(id);
+        let mut dir = self.checked_dir()?;
+        for attempt in 0..2 {
+            match sys::open_at(dir, name.c(), flags, 0) {
+                Ok(file) => return Ok(Some(file)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    if attempt == 1 || self.recheck_dir()? == DirCheck::Same {
+                        return Ok(None);
+                    }
+                    dir = self.dir();
+                }
+                // A symlink or a directory planted under an id's name is no session:
+                // a forged id (401), not an unavailable store (503).
+                Err(err) if matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
+                    return Ok(None)
+                }
+                Err(err) => return Err(self.fail("cannot open a session file", err)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates a new session file with `O_EXCL`; `None` when the name is taken.
+    fn create_file(&self, id: &SessionId) -> Result<Option<File>> {
+        let name = Name::of(id);
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+        let mut dir = self.checked_dir()?;
+        for attempt in 0..2 {
+            match sys::open_at(dir, name.c(), flags, 0o600) {
+                Ok(file) => return Ok(Some(file)),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                    self.recheck_dir()?;
+                    dir = self.dir();
+                }
+                Err(err) => return Err(self.fail("cannot create a session file", err)),
+            }
+        }
+        Err(self.fail(
+            "cannot create a session file",
+            io::Error::from(io::ErrorKind::NotFound),
+        ))
+    }
+
+    fn lock(&self, file: &File, op: libc::c_int) -> Result<()> {
+        match sys::lock(file, op, self.lock_timeout) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::new(
+                SessionError::Timeout,
+                format!(
+                    "session directory {}: a session file stayed locked by another thread or process: no answer within {} ms (lock_timeout_ms)",
+                    self.path.display(),
+                    self.lock_timeout.as_millis()
+                ),
+            )),
+            Err(err) => Err(self.fail("cannot lock a session file", err)),
+        }
     }
 
     fn sync_dir(&self) -> Result<()> {
-        // SAFETY: fsync on our directory descriptor.
-        if unsafe { libc::fsync(self.dir.as_raw_fd()) } != 0 {
-            return Err(Error::io(
-                "fsync of the session directory",
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        sys::fsync(self.dir()).map_err(|e| self.fail("fsync of the directory", e))
+    }
+
+    /// Writes `desc` into the slot that is not `live_slot`, then sets the mtime to
+    /// its end.
+    fn write_descriptor(&self, file: &File, live_slot: usize, desc: &Descriptor) -> Result<()> {
+        sys::pwrite_all(file, &desc.encode(), ((1 - live_slot) * DESC_LEN) as u64)
+            .and_then(|()| sys::set_mtime(file.as_raw_fd(), desc.end_ns()))
+            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
+            .map_err(|err| self.fail("cannot write a session file", err))
     }
 
     /// Reads a session file into `buf`: `FIRST_READ` bytes, and if the file is longer,
-    /// up to the end of the furthest data its descriptors name (bytes beyond it are
-    /// stale and not read). The buffer is not zeroed first.
-    fn read_file(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.clear();
-        pread_append(file, buf, FIRST_READ)?;
-        if buf.len() < FIRST_READ {
-            return Ok(()); // the whole file
-        }
-        let wanted = descriptors(&buf[..HEADER_LEN])
-            .iter()
-            .map(|(_, d)| d.end())
-            .max()
-            .unwrap_or(0);
-        let wanted = usize::try_from(wanted)
-            .unwrap_or(usize::MAX)
-            .min(MAX_FILE_READ);
-        if wanted > buf.len() {
-            pread_append(file, buf, wanted - buf.len())?;
-        }
-        Ok(())
-    }
-}
-
-/// Appends up to `count` bytes read from `file` at offset `buf.len()`; stops early
-/// only at the end of the file.
-fn pread_append(file: &File, buf: &mut Vec<u8>, count: usize) -> io::Result<()> {
-    buf.reserve_exact(count);
-    let end = buf.len() + count;
-    while buf.len() < end {
-        let (filled, want) = (buf.len(), end - buf.len());
-        let spare = buf.spare_capacity_mut().as_mut_ptr();
-        // SAFETY: pread writes at most `want` bytes into the spare capacity.
-        let n = syscall(|| unsafe {
-            libc::pread(file.as_raw_fd(), spare.cast(), want, filled as libc::off_t)
-        })?;
-        if n == 0 {
-            break;
-        }
-        // SAFETY: the kernel initialised n more bytes.
-        unsafe { buf.set_len(filled + n) };
-    }
-    Ok(())
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// Runs a system call again while a signal interrupts it; its non-negative
-/// result, or the error it reported.
-fn syscall(mut call: impl FnMut() -> isize) -> io::Result<usize> {
-    loop {
-        let result = call();
-        if result >= 0 {
-            return Ok(result as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock on an open descriptor.
-    syscall(|| unsafe { libc::flock(file.as_raw_fd(), op) as isize }).map(|_| ())
-}
-
-/// Sets the file's mtime to the session's expiry, leaving atime alone.
-fn set_mtime(fd: RawFd, expires_ns: u64) -> io::Result<()> {
-    let times = [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: (expires_ns / 1_000_000_000) as libc::time_t,
-            tv_nsec: (expires_ns % 1_000_000_000) as libc::c_long,
-        },
-    ];
-    // SAFETY: times points to two valid timespecs.
-    if unsafe { libc::futimens(fd, times.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Writes two buffers at `offset` with `pwritev`, finishing short writes.
-fn write_two_at(file: &File, first: &[u8], second: &[u8], offset: u64) -> io::Result<()> {
-    let mut done = 0usize;
-    let total = first.len() + second.len();
-    while done < total {
-        let (a, b) = if done < first.len() {
-            (&first[done..], second)
-        } else {
-            (&second[done - first.len()..], &[][..])
-        };
-        let iov = [
-            libc::iovec {
-                iov_base: a.as_ptr() as *mut libc::c_void,
-                iov_len: a.len(),
-            },
-            libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            },
-        ];
-        let count = if b.is_empty() { 1 } else { 2 };
-        let at = (offset + done as u64) as libc::off_t;
-        // SAFETY: the iovecs point into live slices for the duration of the call.
-        let n = syscall(|| unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) })?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "pwritev wrote nothing",
-            ));
-        }
-        done += n;
-    }
-    Ok(())
-}
-
-impl Store for FileStore {
-    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<bool> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
-        let file = match self.open_session(id, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(err) => return Err(Error::io("cannot create the session file", err)),
-        };
-        let lifetime_ns = u64::try_from(lifetime.as_nanos()).unwrap_or(u64::MAX);
-        let expires_ns = now_ns().saturating_add(lifetime_ns);
-        let desc = Descriptor {
-            len,
-            seq: 1,
-            expires_ns,
-            off: HEADER_LEN as u64,
-            data_crc: crc32fast::hash(data),
-        };
-        let mut header = [0u8; HEADER_LEN];
-        header[..DESC_LEN].copy_from_slice(&desc.encode());
-        let written = write_two_at(&file, &header, data, 0)
-            .and_then(|()| set_mtime(file.as_raw_fd(), expires_ns))
-            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) });
-        if let Err(err) = written {
-            let _ = self.destroy(id);
-            return Err(Error::io("cannot write the session file", err));
-        }
-        drop(file);
-        if self.fsync {
-            self.sync_dir()?;
-        }
-        Ok(true)
-    }
-
-    fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
-        let file = match self.open_session(id, libc::O_RDONLY) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::io("cannot open the session file", err)),
-        };
-        let mut buf = Vec::new();
-        let read = |buf: &mut Vec<u8>| {
-            FileStore::read_file(&file, buf)
-                .map_err(|err| Error::io("cannot read the session file", err))
-        };
-        for attempt in 0..=OPTIMISTIC_READS {
-            let locked = attempt == OPTIMISTIC_READS;
-            if locked {
-                flock(&file, libc::LOCK_SH)
-                    .map_err(|err| Error::io("cannot lock the session file", err))?;
+    /// up to the end of the furthest data its descriptors name.
+    fn read_file(&self, file: &File, buf: &mut Vec<u8>) -> Result<()> {
+        let read = |buf: &mut Vec<u8>| -> io::Result<()> {
+            buf.clear();
+            sys::pread_append(file, buf, FIRST_READ)?;
+            if buf.len() < FIRST_READ {
+                return Ok(()); // the whole file
             }
-            read(&mut buf)?;
-            if let Found::Version(desc, data) = newest_version(&buf, locked) {
-                if desc.expires_ns <= now_ns() {
+            let wanted = descriptors(&buf[..HEADER_LEN])
+                .iter()
+                .map(|(_, d)| d.end())
+                .max()
+                .unwrap_or(0);
+            let wanted = usize::try_from(wanted)
+                .unwrap_or(usize::MAX)
+                .min(MAX_FILE_READ);
+            if wanted > buf.len() {
+                sys::pread_append(file, buf, wanted - buf.len())?;
+            }
+            Ok(())
+        };
+        read(buf).map_err(|err| self.fail("cannot read a session file", err))
+    }
+
+    fn read_header(&self, file: &File) -> Result<Vec<u8>> {
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        sys::pread_append(file, &mut header, HEADER_LEN)
+            .map_err(|err| self.fail("cannot read a session file", err))?;
+        Ok(header)
+    }
+
+    /// Runs `write` on the live version of session `id` under the file's exclusive
+    /// lock: `Missing` when the file is absent, belongs to another id (a regenerate
+    /// renamed it) or has ended.
+    fn with_live(
+        &self,
+        id: &SessionId,
+        write: impl FnOnce(&File, usize, Descriptor, u64) -> Result<Outcome>,
+    ) -> Result<Outcome> {
+        let Some(file) = self.open_existing(id, libc::O_RDWR)? else {
+            return Ok(Outcome::Missing);
+        };
+        self.lock(&file, libc::LOCK_EX)?;
+        // Under the exclusive lock a valid descriptor's data is complete: writers
+        // write the data before the descriptor that names it.
+        let header = self.read_header(&file)?;
+        let Some(&(mut slot, mut live)) = descriptors(&header).first() else {
+            return Ok(Outcome::Missing);
+        };
+        if live.tag != format::tag(id) {
+            match self.recover_regenerate(id, &file, &header)? {
+                Some(restored) => (slot, live) = restored,
+                None => return Ok(Outcome::Missing),
+            }
+        }
+        let now = now_ns();
+        if live.end_ns() <= now {
+            return Ok(Outcome::Missing);
+        }
+        let outcome = write(&file, slot, live, now)?;
+        // remove_expired deletes a file on its fstatat alone once its end is
+        // EXPIRED_MARGIN old. A writer that judged the session live close to its end
+        // and then stalled that long may have written into a deleted file: say so.
+        if live.end_ns() < now.saturating_add(super::nanos(NEAR_END)) {
+            let st = sys::stat_fd(file.as_raw_fd()).map_err(|e| self.fail("cannot stat", e))?;
+            if st.nlink == 0 {
+                return Ok(Outcome::Missing);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A regenerate killed between re-tagging a file and renaming it leaves the file
+    /// under the old name, its newest descriptor tagged with the new id and the other
+    /// one still with the old id. Called under the exclusive lock (a live regenerate
+    /// holds it until its rename is done) when the newest descriptor of the file
+    /// opened as `id` names another id: if the file is still at `id`'s name and the
+    /// older descriptor is `id`'s, that one is made newest again. Returns the
+    /// restored descriptor and its slot.
+    fn recover_regenerate(
+        &self,
+        id: &SessionId,
+        file: &File,
+        header: &[u8],
+    ) -> Result<Option<(usize, Descriptor)>> {
+        let found = descriptors(header);
+        let [(new_slot, newest), (_, older)] = found[..] else {
+            return Ok(None);
+        };
+        if older.tag != format::tag(id) || newest.tag == format::tag(id) {
+            return Ok(None);
+        }
+        let (Ok(at_name), Ok(open)) = (
+            sys::stat_at(self.dir(), Name::of(id).c()),
+            sys::stat_fd(file.as_raw_fd()),
+        ) else {
+            return Ok(None);
+        };
+        if (at_name.dev, at_name.ino) != (open.dev, open.ino) {
+            return Ok(None); // renamed away: the regenerate completed
+        }
+        let restored = Descriptor {
+            seq: newest.seq + 1,
+            ..older
+        };
+        // Writes the slot of `newest`, the one that is not `older`'s.
+        self.write_descriptor(file, 1 - new_slot, &restored)?;
+        Ok(Some((new_slot, restored)))
+    }
+
+    /// Opens `id` under the exclusive lock only to recover an interrupted regenerate
+    /// (see [`Self::recover_regenerate`]); true when it restored the session.
+    fn recover(&self, id: &SessionId) -> Result<bool> {
+        let Some(file) = self.open_existing(id, libc::O_RDWR)? else {
+            return Ok(false);
+        };
+        self.lock(&file, libc::LOCK_EX)?;
+        let header = self.read_header(&file)?;
+        match descriptors(&header).first() {
+            Some(&(_, live)) if live.tag != format::tag(id) => {
+                Ok(self.recover_regenerate(id, &file, &header)?.is_some())
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The live descriptor of `id` from the header alone, retrying under the shared
+    /// lock when the file turned out to belong to another id mid-regenerate.
+    fn live_descriptor(&self, id: &SessionId) -> Result<Option<Descriptor>> {
+        self.live_descriptor_or_recover(id, true)
+    }
+
+    fn live_descriptor_or_recover(
+        &self,
+        id: &SessionId,
+        may_recover: bool,
+    ) -> Result<Option<Descriptor>> {
+        let Some(file) = self.open_existing(id, libc::O_RDONLY)? else {
+            return Ok(None);
+        };
+        let tag = format::tag(id);
+        for locked in [false, true] {
+            if locked {
+                self.lock(&file, libc::LOCK_SH)?;
+            }
+            let header = self.read_header(&file)?;
+            match descriptors(&header).first() {
+                Some(&(_, desc)) if desc.tag == tag => {
+                    return Ok((desc.end_ns() > now_ns()).then_some(desc));
+                }
+                Some(_) if locked => {
+                    drop(file);
+                    if may_recover && self.recover(id)? {
+                        return self.live_descriptor_or_recover(id, false);
+                    }
                     return Ok(None);
                 }
-                return Ok(Some(data.to_vec()));
+                _ => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// A get; with `may_recover`, a file left by an interrupted regenerate is given
+    /// back to `id` first.
+    fn read(&self, id: &SessionId, may_recover: bool) -> Result<Option<Vec<u8>>> {
+        let Some(file) = self.open_existing(id, libc::O_RDONLY)? else {
+            return Ok(None);
+        };
+        let tag = format::tag(id);
+        let mut buf = Vec::new();
+        let mut attempt = 0;
+        while attempt <= OPTIMISTIC_READS {
+            let locked = attempt == OPTIMISTIC_READS;
+            if locked {
+                self.lock(&file, libc::LOCK_SH)?;
+            }
+            self.read_file(&file, &mut buf)?;
+            match newest_version(&buf, locked) {
+                Some((desc, data)) if desc.tag == tag => {
+                    let now = now_ns();
+                    if desc.end_ns() <= now {
+                        return Ok(None);
+                    }
+                    let data = data.to_vec();
+                    let refresh = !desc.read_only()
+                        && self
+                            .expiry
+                            .refresh_on_read(now, desc.absolute_ns, desc.idle_ns)
+                            .is_some();
+                    drop(file); // releases a shared lock before the refresh locks
+                    if refresh {
+                        self.refresh_after_read(id)?;
+                    }
+                    return Ok(Some(data));
+                }
+                // Renamed to another id by a regenerate: wait for it under the lock.
+                Some(_) if !locked => attempt = OPTIMISTIC_READS,
+                Some(_) => {
+                    drop(file);
+                    if may_recover && self.recover(id)? {
+                        return self.read(id, false);
+                    }
+                    return Ok(None);
+                }
+                None => attempt += 1,
             }
         }
         // Under the lock and still no valid version: a creation in progress or
@@ -435,221 +611,315 @@ impl Store for FileStore {
         Ok(None)
     }
 
-    fn update(&self, id: &SessionId, data: &[u8]) -> Result<bool> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
-        let file = match self.open_session(id, libc::O_RDWR) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(err) => return Err(Error::io("cannot open the session file", err)),
+    /// A get's refresh of the idle end: skipped when another thread holds the lock
+    /// (a writer, which moves the idle end itself).
+    fn refresh_after_read(&self, id: &SessionId) -> Result<()> {
+        let Some(file) = self.open_existing(id, libc::O_RDWR)? else {
+            return Ok(());
         };
-        flock(&file, libc::LOCK_EX)
-            .map_err(|err| Error::io("cannot lock the session file", err))?;
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        pread_append(&file, &mut header, HEADER_LEN)
-            .map_err(|err| Error::io("cannot read the session file", err))?;
-        // Under the exclusive lock a valid descriptor's data is complete: writers
-        // write the data before the descriptor that names it.
-        let Some(&(live_slot, live)) = descriptors(&header).first() else {
-            return Ok(false);
-        };
-        if live.expires_ns <= now_ns() {
-            return Ok(false);
+        if !sys::try_lock(&file, libc::LOCK_EX).map_err(|e| self.fail("cannot lock", e))? {
+            return Ok(());
         }
-        let off = if HEADER_LEN as u64 + u64::from(len) <= live.off {
-            HEADER_LEN as u64
-        } else {
-            live.end()
+        let header = self.read_header(&file)?;
+        let Some(&(slot, live)) = descriptors(&header).first() else {
+            return Ok(());
         };
-        let desc = Descriptor {
-            len,
-            seq: live.seq + 1,
-            expires_ns: live.expires_ns,
-            off,
-            data_crc: crc32fast::hash(data),
-        };
-        let written = file
-            .write_all_at(data, off)
-            .and_then(|()| file.write_all_at(&desc.encode(), ((1 - live_slot) * DESC_LEN) as u64))
-            .and_then(|()| set_mtime(file.as_raw_fd(), live.expires_ns))
-            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) });
-        written.map_err(|err| Error::io("cannot write the session file", err))?;
-        Ok(true)
-    }
-
-    fn destroy(&self, id: &SessionId) -> Result<()> {
-        let mut name = [0u8; ID_LEN + 1];
-        name[..ID_LEN].copy_from_slice(id.as_bytes());
-        // SAFETY: name is NUL-terminated; dir is our directory descriptor.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr().cast(), 0) } != 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::NotFound {
-                return Err(Error::io("cannot delete the session file", err));
-            }
-        } else if self.fsync {
-            self.sync_dir()?;
+        let now = now_ns();
+        if live.tag != format::tag(id) || live.end_ns() <= now || live.read_only() {
+            return Ok(());
+        }
+        if let Some(idle_ns) = self
+            .expiry
+            .refresh_on_read(now, live.absolute_ns, live.idle_ns)
+        {
+            let desc = Descriptor {
+                seq: live.seq + 1,
+                idle_ns,
+                ..live
+            };
+            self.write_descriptor(&file, slot, &desc)?;
         }
         Ok(())
     }
 
-    fn remove_expired(&self) -> Result<usize> {
-        let now = now_ns();
-        let abandoned_before = now.saturating_sub(ABANDONED_AFTER.as_nanos() as u64);
-        let mut removed = 0;
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        for name in self.list()? {
-            let name = name.as_bytes_with_nul();
-            let Some(mtime) = self.stat_mtime(name) else {
-                continue;
-            };
-            if mtime > now {
-                continue; // expires later: the common case costs one fstatat
-            }
-            // A candidate: check it under the exclusive lock, as an update could be
-            // between its data write and the restoring of the mtime.
-            let Ok(file) = self.open_name(name, libc::O_RDWR, 0) else {
-                continue;
-            };
-            if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_err() {
-                continue; // busy: a writer is on it, judge it next time
-            }
-            header.clear();
-            if pread_append(&file, &mut header, HEADER_LEN).is_err() {
-                continue;
-            }
-            match descriptors(&header).first() {
-                Some(&(_, live)) if live.expires_ns > now => {
-                    let _ = set_mtime(file.as_raw_fd(), live.expires_ns);
-                    continue;
+    fn regenerate_with_grace(
+        &self,
+        new: &SessionId,
+        file: &File,
+        slot: usize,
+        live: Descriptor,
+        now: u64,
+    ) -> Result<Outcome> {
+        let mut buf = Vec::new();
+        self.read_file(file, &mut buf)?;
+        let Some((_, data)) = newest_version(&buf, true) else {
+            return Ok(Outcome::Missing);
+        };
+        let Some(copy) = self.create_file(new)? else {
+            return Ok(Outcome::Taken);
+        };
+        let desc = Descriptor {
+            len: live.len,
+            seq: 1,
+            version: live.version + 1,
+            absolute_ns: live.absolute_ns,
+            idle_ns: self.expiry.idle_end(now, live.absolute_ns),
+            off: HEADER_LEN as u64,
+            tag: format::tag(new),
+            flags: 0,
+            data_crc: live.data_crc,
+        };
+        if let Err(err) = self.write_new(&copy, &desc, data) {
+            let _ = sys::unlink_at(self.dir(), Name::of(new).c());
+            return Err(err);
+        }
+        let grace_end = now.saturating_add(super::nanos(self.expiry.regenerate_grace));
+        let old = Descriptor {
+            seq: live.seq + 1,
+            absolute_ns: live.absolute_ns.min(grace_end),
+            flags: live.flags | format::FLAG_READ_ONLY,
+            ..live
+        };
+        self.write_descriptor(file, slot, &old)?;
+        if self.fsync {
+            self.sync_dir()?;
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// Writes the first version of a new file: header and data in one `pwritev`.
+    fn write_new(&self, file: &File, desc: &Descriptor, data: &[u8]) -> Result<()> {
+        let mut header = [0u8; HEADER_LEN];
+        header[..DESC_LEN].copy_from_slice(&desc.encode());
+        sys::write_two_at(file, &header, data, 0)
+            .and_then(|()| sys::set_mtime(file.as_raw_fd(), desc.end_ns()))
+            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
+            .map_err(|err| self.fail("cannot write a session file", err))
+    }
+
+    /// Calls `each` with the name and `fstatat` of every session file, judging each
+    /// name as it is read.
+    fn scan(&self, mut each: impl FnMut(RawFd, &CStr, sys::Stat)) -> Result<()> {
+        self.recheck_dir()?;
+        let dir = self.dir();
+        let mut stream =
+            sys::DirStream::open(dir).map_err(|e| self.fail("cannot list the directory", e))?;
+        stream
+            .for_each(|name| {
+                if SessionId::parse(name.to_bytes()).is_err() {
+                    return;
                 }
-                None if mtime > abandoned_before => continue, // creation in progress
-                _ => {}
+                if let Ok(st) = sys::stat_at(dir, name) {
+                    if st.regular {
+                        each(dir, name, st);
+                    }
+                }
+            })
+            .map_err(|e| self.fail("cannot list the directory", e))
+    }
+
+    /// Deletes `name` if, checked under its lock, it has ended (or was abandoned
+    /// half-created long enough ago). Busy files are left for next time.
+    fn remove_if_ended(&self, dir: RawFd, name: &CStr, mtime_ns: u64, now: u64) -> bool {
+        let Ok(file) = sys::open_at(dir, name, libc::O_RDWR, 0) else {
+            return false;
+        };
+        if !matches!(sys::try_lock(&file, libc::LOCK_EX), Ok(true)) {
+            return false;
+        }
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        if sys::pread_append(&file, &mut header, HEADER_LEN).is_err() {
+            return false;
+        }
+        let abandoned_before = now.saturating_sub(super::nanos(ABANDONED_AFTER));
+        match descriptors(&header).first() {
+            Some(&(_, live)) if live.end_ns() > now => {
+                let _ = sys::set_mtime(file.as_raw_fd(), live.end_ns());
+                return false;
             }
-            // SAFETY: name is NUL-terminated; dir is our directory descriptor.
-            if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr().cast(), 0) } == 0 {
-                removed += 1;
+            None if mtime_ns > abandoned_before => return false, // creation in progress
+            _ => {}
+        }
+        sys::unlink_at(dir, name).is_ok()
+    }
+}
+
+impl Store for FileStore {
+    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome> {
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
+        let Some(file) = self.create_file(id)? else {
+            return Ok(Outcome::Taken);
+        };
+        let now = now_ns();
+        let absolute_ns = now.saturating_add(super::nanos(lifetime));
+        let desc = Descriptor {
+            len,
+            seq: 1,
+            version: 1,
+            absolute_ns,
+            idle_ns: self.expiry.idle_end(now, absolute_ns),
+            off: HEADER_LEN as u64,
+            tag: format::tag(id),
+            flags: 0,
+            data_crc: crc32fast::hash(data),
+        };
+        if let Err(err) = self.write_new(&file, &desc, data) {
+            let _ = sys::unlink_at(self.dir(), Name::of(id).c());
+            return Err(err);
+        }
+        drop(file);
+        if self.fsync {
+            self.sync_dir()?;
+        }
+        Ok(Outcome::Applied)
+    }
+
+    fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        self.read(id, true)
+    }
+
+    fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
+        self.with_live(id, |file, slot, live, now| {
+            if live.read_only() {
+                return Ok(Outcome::ReadOnly);
+            }
+            let off = free_offset(&live, len);
+            let desc = Descriptor {
+                len,
+                seq: live.seq + 1,
+                version: live.version + 1,
+                idle_ns: self.expiry.idle_end(now, live.absolute_ns),
+                off,
+                data_crc: crc32fast::hash(data),
+                ..live
+            };
+            sys::pwrite_all(file, data, off)
+                .map_err(|err| self.fail("cannot write a session file", err))?;
+            self.write_descriptor(file, slot, &desc)?;
+            Ok(Outcome::Applied)
+        })
+    }
+
+    fn destroy(&self, id: &SessionId) -> Result<()> {
+        let name = Name::of(id);
+        let mut dir = self.checked_dir()?;
+        for attempt in 0..2 {
+            match sys::unlink_at(dir, name.c()) {
+                Ok(()) => {
+                    if self.fsync {
+                        self.sync_dir()?;
+                    }
+                    return Ok(());
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    if attempt == 1 || self.recheck_dir()? == DirCheck::Same {
+                        return Ok(());
+                    }
+                    dir = self.dir();
+                }
+                Err(err) => return Err(self.fail("cannot delete a session file", err)),
             }
         }
+        Ok(())
+    }
+
+    fn touch(&self, id: &SessionId) -> Result<Outcome> {
+        self.with_live(id, |file, slot, live, now| {
+            let idle_ns = self.expiry.idle_end(now, live.absolute_ns);
+            if live.read_only() || idle_ns <= live.idle_ns {
+                return Ok(Outcome::Applied);
+            }
+            let desc = Descriptor {
+                seq: live.seq + 1,
+                idle_ns,
+                ..live
+            };
+            self.write_descriptor(file, slot, &desc)?;
+            Ok(Outcome::Applied)
+        })
+    }
+
+    fn ttl(&self, id: &SessionId) -> Result<Option<Duration>> {
+        Ok(self
+            .live_descriptor(id)?
+            .and_then(|d| d.end_ns().checked_sub(now_ns()))
+            .filter(|ns| *ns > 0)
+            .map(Duration::from_nanos))
+    }
+
+    fn count(&self) -> Result<u64> {
+        let now = now_ns();
+        let mut live = 0;
+        self.scan(|_, _, st| {
+            if st.mtime_ns > now {
+                live += 1;
+            }
+        })?;
+        Ok(live)
+    }
+
+    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome> {
+        self.with_live(old, |file, slot, live, now| {
+            if live.read_only() {
+                return Ok(Outcome::ReadOnly);
+            }
+            if !self.expiry.regenerate_grace.is_zero() {
+                return self.regenerate_with_grace(new, file, slot, live, now);
+            }
+            let moved = Descriptor {
+                seq: live.seq + 1,
+                version: live.version + 1,
+                idle_ns: self.expiry.idle_end(now, live.absolute_ns),
+                tag: format::tag(new),
+                ..live
+            };
+            self.write_descriptor(file, slot, &moved)?;
+            let renamed = sys::rename_noreplace(self.dir(), Name::of(old).c(), Name::of(new).c());
+            if let Err(err) = renamed {
+                // Give the file back to the old id before anyone sees it missing.
+                let back = Descriptor {
+                    seq: live.seq + 2,
+                    ..live
+                };
+                self.write_descriptor(file, 1 - slot, &back)?;
+                match err.kind() {
+                    io::ErrorKind::AlreadyExists => return Ok(Outcome::Taken),
+                    // Destroyed (unlinked) while we held its lock.
+                    io::ErrorKind::NotFound => return Ok(Outcome::Missing),
+                    _ => {}
+                }
+                return Err(self.fail("cannot rename a session file", err));
+            }
+            if self.fsync {
+                self.sync_dir()?;
+            }
+            Ok(Outcome::Applied)
+        })
+    }
+
+    fn remove_expired(&self) -> Result<usize> {
+        let now = now_ns();
+        let settled = now.saturating_sub(super::nanos(EXPIRED_MARGIN));
+        let mut removed = 0;
+        self.scan(|dir, name, st| {
+            if st.mtime_ns > now {
+                return; // live: the common case costs one fstatat
+            }
+            // An end the driver set (mtime later than the write that set it), long
+            // enough ago that no writer can still be on it: one unlink.
+            let gone = if st.mtime_ns > st.ctime_ns && st.mtime_ns <= settled {
+                sys::unlink_at(dir, name).is_ok()
+            } else {
+                self.remove_if_ended(dir, name, st.mtime_ns, now)
+            };
+            removed += usize::from(gone);
+        })?;
         if removed > 0 && self.fsync {
             self.sync_dir()?;
         }
         Ok(removed)
-    }
-}
-
-impl FileStore {
-    /// Names in the directory that are session ids.
-    fn list(&self) -> Result<Vec<CString>> {
-        let fail = |err| Error::io("cannot list the session directory", err);
-        // SAFETY: a new descriptor for the same directory, so readdir owns its own.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                c".".as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(fail(io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a directory descriptor; fdopendir takes ownership of it.
-        let stream = unsafe { libc::fdopendir(fd) };
-        if stream.is_null() {
-            let err = io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so fd is still ours to close.
-            unsafe { libc::close(fd) };
-            return Err(fail(err));
-        }
-        let mut names = Vec::new();
-        loop {
-            // SAFETY: stream is a valid DIR*; the entry is copied before the next call.
-            let entry = unsafe { libc::readdir(stream) };
-            if entry.is_null() {
-                break;
-            }
-            // SAFETY: d_name is a NUL-terminated array inside the entry.
-            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
-            if SessionId::parse(name.to_bytes()).is_ok() {
-                names.push(name.to_owned());
-            }
-        }
-        // SAFETY: stream came from fdopendir and is closed once.
-        unsafe { libc::closedir(stream) };
-        Ok(names)
-    }
-
-    /// The mtime in ns of a regular file in the directory, `None` for anything else.
-    fn stat_mtime(&self, name: &[u8]) -> Option<u64> {
-        // SAFETY: st is written by fstatat before it is read; name is NUL-terminated.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::fstatat(
-                self.dir.as_raw_fd(),
-                name.as_ptr().cast(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return None;
-        }
-        Some((st.st_mtime as u64).saturating_mul(1_000_000_000) + st.st_mtime_nsec as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn descriptor_round_trip_and_damage() {
-        let d = Descriptor {
-            len: 5,
-            seq: 7,
-            expires_ns: 99,
-            off: 80,
-            data_crc: 3,
-        };
-        let mut b = d.encode();
-        assert_eq!(Descriptor::decode(&b), Some(d));
-        b[10] ^= 1;
-        assert_eq!(Descriptor::decode(&b), None);
-        assert_eq!(Descriptor::decode(&[0u8; DESC_LEN]), None);
-    }
-
-    #[test]
-    fn newest_valid_version_wins_and_torn_newest_is_not_trusted() {
-        let old = b"old data";
-        let new = b"new!";
-        let mut file = vec![0u8; HEADER_LEN];
-        let d0 = Descriptor {
-            len: 8,
-            seq: 1,
-            expires_ns: u64::MAX,
-            off: 80,
-            data_crc: crc32fast::hash(old),
-        };
-        let d1 = Descriptor {
-            len: 4,
-            seq: 2,
-            expires_ns: u64::MAX,
-            off: 88,
-            data_crc: crc32fast::hash(new),
-        };
-        file[..DESC_LEN].copy_from_slice(&d0.encode());
-        file[DESC_LEN..HEADER_LEN].copy_from_slice(&d1.encode());
-        file.extend_from_slice(old);
-        file.extend_from_slice(new);
-        assert!(matches!(
-            newest_version(&file, false),
-            Found::Version(_, b"new!")
-        ));
-        // The newest data torn: without fallback nothing, with fallback the old one.
-        file[89] ^= 0xff;
-        assert!(matches!(newest_version(&file, false), Found::Nothing));
-        assert!(matches!(
-            newest_version(&file, true),
-            Found::Version(_, b"old data")
-        ));
     }
 }

@@ -1,108 +1,356 @@
 //! The memory driver: sessions in this process's memory, gone when it exits.
 //!
-//! The map is split into shards by the first byte of the (random) id, each behind
-//! its own reader-writer lock, so threads working on different sessions rarely
-//! meet on a lock.
+//! The map is split into shards by the first bytes of the (random) id, each behind
+//! its own reader-writer lock, so threads working on different sessions rarely meet
+//! on a lock. A regenerate takes the locks of both ids' shards (in shard order), so
+//! no reader ever finds both ids or neither.
+//!
+//! `max_sessions` caps the live sessions: a create that finds the store full first
+//! removes the ended ones, then fails with `SESSION_ERROR_FULL`.
 
-use super::Store;
+use super::{now_ns, Expiry, Outcome, Store};
+use crate::config::Section;
 use crate::error::Result;
 use crate::id::SessionId;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The keys of `sessions` the memory driver owns.
+pub const KEYS: &[&str] = &["max_sessions"];
 
 const SHARDS: usize = 64;
-/// Stands in for an expiry too far away for `Instant` (the config caps lifetimes).
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// A full store sweeps its ended sessions at most this often.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The settings of the memory driver.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryConfig {
+    /// Most sessions held at once (`None`: no limit).
+    pub max_sessions: Option<usize>,
+}
+
+/// Reads the memory driver's keys.
+pub fn parse(section: &Section) -> Result<MemoryConfig> {
+    Ok(MemoryConfig {
+        max_sessions: section
+            .u64_in("max_sessions", 1..=1 << 40, "a positive integer (sessions)")?
+            .map(|n| n as usize),
+    })
+}
 
 struct Entry {
     data: Box<[u8]>,
-    expires: Instant,
+    absolute_ns: u64,
+    idle_ns: u64,
+    version: u64,
+    read_only: bool,
 }
 
+impl Entry {
+    fn end_ns(&self) -> u64 {
+        self.absolute_ns.min(self.idle_ns)
+    }
+
+    fn live(&self, now: u64) -> bool {
+        self.end_ns() > now
+    }
+}
+
+type Shard = HashMap<SessionId, Entry>;
+
 pub struct MemoryStore {
-    shards: Box<[RwLock<HashMap<SessionId, Entry>>]>,
+    shards: Box<[RwLock<Shard>]>,
+    /// Entries held, ended ones included until they are removed.
+    held: AtomicUsize,
+    max_sessions: Option<usize>,
+    /// When (ns since 1970) a full store may sweep again.
+    next_sweep_ns: AtomicU64,
+    expiry: Expiry,
 }
 
 impl MemoryStore {
-    pub fn new() -> MemoryStore {
+    pub fn new(config: &MemoryConfig, expiry: Expiry) -> MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            held: AtomicUsize::new(0),
+            max_sessions: config.max_sessions,
+            next_sweep_ns: AtomicU64::new(0),
+            expiry,
         }
     }
 
-    fn shard(&self, id: &SessionId) -> &RwLock<HashMap<SessionId, Entry>> {
+    /// The shard of an id: its first two hex digits (a random byte), modulo SHARDS.
+    fn shard_index(id: &SessionId) -> usize {
+        let digit = |c: u8| usize::from(if c <= b'9' { c - b'0' } else { c - b'a' + 10 });
         let bytes = id.as_bytes();
-        let index = (usize::from(bytes[0]) << 8 | usize::from(bytes[1])) % SHARDS;
-        &self.shards[index]
+        (digit(bytes[0]) << 4 | digit(bytes[1])) % SHARDS
     }
 
-    /// Number of sessions held, expired ones included until they are removed.
+    fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
+        &self.shards[Self::shard_index(id)]
+    }
+
+    /// Number of sessions held, ended ones included until they are removed.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.held.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl Default for MemoryStore {
-    fn default() -> Self {
-        MemoryStore::new()
+    /// Inserts `id` into a locked shard with a slot reserved by [`Self::reserve`]:
+    /// replacing an ended entry gives the slot back.
+    fn put(&self, shard: &mut Shard, id: SessionId, entry: Entry) {
+        if shard.insert(id, entry).is_some() {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self, shard: &mut Shard, id: &SessionId) -> Option<Entry> {
+        let entry = shard.remove(id);
+        if entry.is_some() {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+        entry
+    }
+
+    /// Reserves the slot of one more entry in `held`: `false` when `max_sessions`
+    /// are held even after removing the ended ones (swept at most every
+    /// [`SWEEP_INTERVAL`], so a full store of live sessions does not walk every
+    /// entry on every create). The caller gives the slot back with [`Self::release`]
+    /// if it inserts nothing.
+    fn reserve(&self) -> bool {
+        let Some(max) = self.max_sessions else {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return true;
+        };
+        let mut swept = false;
+        loop {
+            let held = self.held.load(Ordering::Relaxed);
+            if held < max {
+                if self
+                    .held
+                    .compare_exchange(held, held + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            let now = now_ns();
+            let due = self.next_sweep_ns.load(Ordering::Relaxed);
+            if swept
+                || now < due
+                || self
+                    .next_sweep_ns
+                    .compare_exchange(
+                        due,
+                        now.saturating_add(super::nanos(SWEEP_INTERVAL)),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
+                return false;
+            }
+            let _ = self.remove_expired();
+            swept = true;
+        }
+    }
+
+    fn release(&self) {
+        self.held.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Store for MemoryStore {
-    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<bool> {
-        let now = Instant::now();
-        let mut shard = self.shard(id).write();
-        if shard.get(id).is_some_and(|e| e.expires > now) {
-            return Ok(false);
+    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome> {
+        if !self.reserve() {
+            return Ok(Outcome::Full);
         }
-        shard.insert(
-            *id,
-            Entry {
-                data: data.into(),
-                expires: now.checked_add(lifetime).unwrap_or(now + FAR_FUTURE),
-            },
-        );
-        Ok(true)
+        let now = now_ns();
+        let mut shard = self.shard(id).write();
+        if shard.get(id).is_some_and(|e| e.live(now)) {
+            self.release();
+            return Ok(Outcome::Taken);
+        }
+        let absolute_ns = now.saturating_add(super::nanos(lifetime));
+        let entry = Entry {
+            data: data.into(),
+            absolute_ns,
+            idle_ns: self.expiry.idle_end(now, absolute_ns),
+            version: 1,
+            read_only: false,
+        };
+        self.put(&mut shard, *id, entry);
+        Ok(Outcome::Applied)
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
-        let shard = self.shard(id).read();
-        Ok(shard
-            .get(id)
-            .filter(|e| e.expires > Instant::now())
-            .map(|e| e.data.to_vec()))
+        let now = now_ns();
+        let refresh = {
+            let shard = self.shard(id).read();
+            let Some(entry) = shard.get(id).filter(|e| e.live(now)) else {
+                return Ok(None);
+            };
+            let refresh = if entry.read_only {
+                None
+            } else {
+                self.expiry
+                    .refresh_on_read(now, entry.absolute_ns, entry.idle_ns)
+            };
+            if refresh.is_none() {
+                return Ok(Some(entry.data.to_vec()));
+            }
+            refresh
+        };
+        // Rarely (once per 1% of idle_timeout): move the idle end under the write lock.
+        let mut shard = self.shard(id).write();
+        let Some(entry) = shard.get_mut(id).filter(|e| e.live(now)) else {
+            return Ok(None);
+        };
+        if let Some(idle_ns) = refresh {
+            entry.idle_ns = entry.idle_ns.max(idle_ns);
+        }
+        Ok(Some(entry.data.to_vec()))
     }
 
-    fn update(&self, id: &SessionId, data: &[u8]) -> Result<bool> {
+    fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
+        let now = now_ns();
         let mut shard = self.shard(id).write();
         match shard.get_mut(id) {
-            Some(entry) if entry.expires > Instant::now() => {
+            Some(entry) if entry.live(now) && entry.read_only => Ok(Outcome::ReadOnly),
+            Some(entry) if entry.live(now) => {
                 entry.data = data.into();
-                Ok(true)
+                entry.version += 1;
+                entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
+                Ok(Outcome::Applied)
             }
-            _ => Ok(false),
+            _ => Ok(Outcome::Missing),
         }
     }
 
     fn destroy(&self, id: &SessionId) -> Result<()> {
-        self.shard(id).write().remove(id);
+        let mut shard = self.shard(id).write();
+        self.take(&mut shard, id);
         Ok(())
     }
 
+    fn touch(&self, id: &SessionId) -> Result<Outcome> {
+        let now = now_ns();
+        let mut shard = self.shard(id).write();
+        match shard.get_mut(id) {
+            Some(entry) if entry.live(now) => {
+                if !entry.read_only {
+                    let idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
+                    entry.idle_ns = entry.idle_ns.max(idle_ns);
+                }
+                Ok(Outcome::Applied)
+            }
+            _ => Ok(Outcome::Missing),
+        }
+    }
+
+    fn ttl(&self, id: &SessionId) -> Result<Option<Duration>> {
+        let now = now_ns();
+        let shard = self.shard(id).read();
+        Ok(shard
+            .get(id)
+            .filter(|e| e.live(now))
+            .map(|e| Duration::from_nanos(e.end_ns() - now)))
+    }
+
+    fn count(&self) -> Result<u64> {
+        let now = now_ns();
+        Ok(self
+            .shards
+            .iter()
+            .map(|s| s.read().values().filter(|e| e.live(now)).count() as u64)
+            .sum())
+    }
+
+    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome> {
+        let now = now_ns();
+        let (a, b) = (Self::shard_index(old), Self::shard_index(new));
+        // Both shards locked, in index order, for one atomic step.
+        let mut first = self.shards[a.min(b)].write();
+        let mut second = (a != b).then(|| self.shards[a.max(b)].write());
+        Ok(match second.as_deref_mut() {
+            None => self.regenerate_locked(&mut first, None, old, new, now),
+            Some(other) if a < b => self.regenerate_locked(&mut first, Some(other), old, new, now),
+            Some(other) => self.regenerate_locked(other, Some(&mut first), old, new, now),
+        })
+    }
+
     fn remove_expired(&self) -> Result<usize> {
-        let now = Instant::now();
+        let now = now_ns();
         let mut removed = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.write();
             let before = shard.len();
-            shard.retain(|_, e| e.expires > now);
+            shard.retain(|_, e| e.live(now));
             removed += before - shard.len();
         }
+        self.held.fetch_sub(removed, Ordering::Relaxed);
         Ok(removed)
+    }
+}
+
+impl MemoryStore {
+    /// A regenerate with the shards of both ids locked (`new_shard` is `None` when
+    /// both ids share `old_shard`).
+    fn regenerate_locked(
+        &self,
+        old_shard: &mut Shard,
+        new_shard: Option<&mut Shard>,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Outcome {
+        let moved = match old_shard.get(old) {
+            Some(e) if e.live(now) && e.read_only => return Outcome::ReadOnly,
+            Some(e) if e.live(now) => self.moved(e, now),
+            _ => return Outcome::Missing,
+        };
+        let taken = new_shard.as_deref().unwrap_or(old_shard).get(new);
+        if taken.is_some_and(|e| e.live(now)) {
+            return Outcome::Taken;
+        }
+        match self.grace(now) {
+            // With a grace the old entry stays: the new one needs a slot of its own.
+            Some(_) if !self.reserve() => return Outcome::Full,
+            Some(end) => {
+                if let Some(e) = old_shard.get_mut(old) {
+                    e.read_only = true;
+                    e.absolute_ns = e.absolute_ns.min(end);
+                }
+            }
+            None => {
+                // The old entry's slot passes to the new one.
+                old_shard.remove(old);
+            }
+        }
+        self.put(new_shard.unwrap_or(old_shard), *new, moved);
+        Outcome::Applied
+    }
+
+    /// The entry a regenerate puts under the new id.
+    fn moved(&self, entry: &Entry, now: u64) -> Entry {
+        Entry {
+            data: entry.data.clone(),
+            absolute_ns: entry.absolute_ns,
+            idle_ns: self.expiry.idle_end(now, entry.absolute_ns),
+            version: entry.version + 1,
+            read_only: false,
+        }
+    }
+
+    /// When the old id of a session regenerated now stops reading, if it has a grace.
+    fn grace(&self, now: u64) -> Option<u64> {
+        let grace = self.expiry.regenerate_grace;
+        (!grace.is_zero()).then(|| now.saturating_add(super::nanos(grace)))
     }
 }

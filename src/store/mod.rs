@@ -1,32 +1,182 @@
-//! The storage trait and one module per driver.
+//! The storage contract and one module per driver.
 //!
-//! A store only moves bytes under validated ids and judges expiry; limits, id
-//! generation and the C boundary live above it (`crate::sessions`, `crate::ffi`).
+//! A store moves bytes under validated ids and keeps each session's two ends: the
+//! absolute end (fixed at create) and the idle end (moved by get, update and touch
+//! when the store has an `idle_timeout`). Limits, id generation and the C boundary
+//! live above it (`crate::sessions`, `crate::ffi`).
+//!
+//! Each driver module owns its config keys ([`file::KEYS`], ...), parses them
+//! (`parse`) and builds its store (`open`). Adding a driver means a module here and
+//! one line in [`DRIVERS`], [`DriverConfig`] and [`open`].
 
+use crate::config::{Root, Section};
 use crate::error::Result;
 use crate::id::SessionId;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod file;
 pub mod memory;
 pub mod redis;
 
-/// A place that keeps sessions. Implementations are shared by all threads.
-pub trait Store: Send + Sync {
-    /// Stores `data` under `id`, expiring after `lifetime`, unless a live session
-    /// already has that id: then nothing is written and the result is `Ok(false)`.
-    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<bool>;
+/// What a conditional write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The write happened.
+    Applied,
+    /// No live session has that id (never created, expired, destroyed, regenerated).
+    Missing,
+    /// The id is the old id of a regenerated session, readable during
+    /// `regenerate_grace` but not writable.
+    ReadOnly,
+    /// Create or regenerate: a live session already has the new id.
+    Taken,
+    /// Create: the store holds `max_sessions` live sessions.
+    Full,
+}
 
-    /// The data of a live session, `Ok(None)` when it is missing or expired.
+/// The expiry rules a store applies, from the store's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Expiry {
+    /// A session also ends this long after its last get, update or touch.
+    pub idle_timeout: Option<Duration>,
+    /// How long the old id of a regenerated session still reads (read-only).
+    pub regenerate_grace: Duration,
+}
+
+/// No idle end (the session has no idle timeout).
+pub const NO_IDLE_END: u64 = u64::MAX;
+
+impl Expiry {
+    /// The idle end of a session refreshed at `now_ns`, never past its absolute end.
+    pub fn idle_end(&self, now_ns: u64, absolute_ns: u64) -> u64 {
+        match self.idle_timeout {
+            None => NO_IDLE_END,
+            Some(idle) => now_ns.saturating_add(nanos(idle)).min(absolute_ns),
+        }
+    }
+
+    /// The new idle end a read at `now_ns` should write, or `None` when the current
+    /// one is close enough: a get refreshes only once more than 1% of
+    /// `idle_timeout` has passed since the last refresh, so that reads stay reads.
+    pub fn refresh_on_read(&self, now_ns: u64, absolute_ns: u64, idle_ns: u64) -> Option<u64> {
+        let idle = self.idle_timeout?;
+        let wanted = self.idle_end(now_ns, absolute_ns);
+        (wanted > idle_ns.saturating_add(nanos(idle) / 100)).then_some(wanted)
+    }
+}
+
+/// The storage contract. Every driver passes the conformance suite in
+/// `tests/conformance.rs`. Implementations are shared by all threads.
+pub trait Store: Send + Sync {
+    /// Stores `data` under `id`, ending `lifetime` from now (and after the idle
+    /// timeout). `Taken` when a live session already has that id (nothing is
+    /// written), `Full` when the store is at its capacity.
+    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome>;
+
+    /// The data of a live session (old ids within their grace included), `None` when
+    /// it is missing or has ended. Moves the idle end (see [`Expiry::refresh_on_read`]).
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>>;
 
-    /// Replaces the data of a live session and keeps its expiry. `Ok(false)` when
-    /// the session is missing or expired; it is never brought back.
-    fn update(&self, id: &SessionId, data: &[u8]) -> Result<bool>;
+    /// Replaces the data of a live session, keeping its absolute end and moving its
+    /// idle end. `Missing` when there is none (it is never brought back), `ReadOnly`
+    /// for the old id of a regenerated session.
+    fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome>;
 
     /// Removes a session; removing a missing one succeeds.
     fn destroy(&self, id: &SessionId) -> Result<()>;
 
-    /// Deletes every expired session and returns how many it deleted.
+    /// Moves the idle end of a live session to now + idle timeout (never past its
+    /// absolute end). `Applied` for a live session, also without idle timeout and
+    /// for an old id within its grace (which is not extended); `Missing` otherwise.
+    fn touch(&self, id: &SessionId) -> Result<Outcome>;
+
+    /// Time left until the session ends (the earlier of its two ends), `None` when
+    /// it is missing or has ended.
+    fn ttl(&self, id: &SessionId) -> Result<Option<Duration>>;
+
+    /// Whether a live session has this id.
+    fn exists(&self, id: &SessionId) -> Result<bool> {
+        Ok(self.ttl(id)?.is_some())
+    }
+
+    /// Live sessions in the store (old ids within their grace included).
+    fn count(&self) -> Result<u64>;
+
+    /// Moves a live session to the id `new` in one atomic step: the same data and
+    /// absolute end, the idle window restarted. With a grace, `old` stays readable
+    /// (read-only) for that long; otherwise no reader finds both ids or neither.
+    /// `Missing` when `old` is not live, `ReadOnly` when `old` is itself a
+    /// regenerated id, `Taken` when `new` is in use.
+    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome>;
+
+    /// Deletes every ended session and returns how many it deleted.
     fn remove_expired(&self) -> Result<usize>;
+}
+
+/// The settings of each driver, parsed by the driver's own module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverConfig {
+    File(file::FileConfig),
+    Memory(memory::MemoryConfig),
+    Redis(redis::RedisConfig),
+}
+
+/// Every driver: its names in `sessions.driver`, and the keys of `sessions` it owns.
+pub const DRIVERS: &[(&[&str], &[&str])] = &[
+    (&["storage", "filesystem", "file"], file::KEYS),
+    (&["memory"], memory::KEYS),
+    (&["redis"], redis::KEYS),
+];
+
+/// The driver named `driver`, configured from its keys of `section` (and of the
+/// rest of the config, such as `storages` or `databases`).
+pub fn parse(driver: &str, section: &Section, root: &Root) -> Result<DriverConfig> {
+    match driver {
+        "storage" | "filesystem" | "file" => Ok(DriverConfig::File(file::parse(section, root)?)),
+        "memory" => Ok(DriverConfig::Memory(memory::parse(section)?)),
+        "redis" => Ok(DriverConfig::Redis(redis::parse(section, root)?)),
+        other => Err(crate::error::Error::config(format!(
+            "{} {other:?} is not a known driver; use \"storage\" (files), \"memory\" or \"redis\"",
+            section.key_path("driver")
+        ))),
+    }
+}
+
+/// The keys of `sessions` that `driver` owns, for messages about stray keys.
+pub fn keys_of(driver: &str) -> &'static [&'static str] {
+    DRIVERS
+        .iter()
+        .find(|(names, _)| names.contains(&driver))
+        .map_or(&[], |(_, keys)| keys)
+}
+
+/// The name of the driver that owns `key`, if any.
+pub fn owner_of(key: &str) -> Option<&'static str> {
+    DRIVERS
+        .iter()
+        .find(|(_, keys)| keys.contains(&key))
+        .map(|(names, _)| names[0])
+}
+
+/// Opens the store a driver configuration describes.
+pub fn open(driver: &DriverConfig, expiry: Expiry) -> Result<Box<dyn Store>> {
+    Ok(match driver {
+        DriverConfig::File(config) => Box::new(file::FileStore::open(config, expiry)?),
+        DriverConfig::Memory(config) => Box::new(memory::MemoryStore::new(config, expiry)),
+        DriverConfig::Redis(config) => Box::new(redis::RedisStore::open(config, expiry)?),
+    })
+}
+
+/// Wall-clock time in nanoseconds since 1970: the clock every driver keeps its ends
+/// in, so that processes (and, with Redis, machines) agree.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(nanos)
+        .unwrap_or(0)
+}
+
+/// A duration in nanoseconds, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

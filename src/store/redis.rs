@@ -1,27 +1,231 @@
 //! The Redis driver: sessions shared by every server that reaches one Redis.
 //!
-//! Commands (keys are `key_prefix` + id, values are the raw bytes):
-//! - create: `SET key value NX EX lifetime`: an id collision never overwrites;
-//! - get: `GET key`;
-//! - update: `SET key value XX KEEPTTL`: only while the key exists, keeping its TTL,
-//!   so an expired or destroyed session is never brought back;
-//! - destroy: `DEL key`;
+//! A session is a hash under `key_prefix` + id, with the key's TTL set to the
+//! session's end (the earlier of its absolute and idle ends):
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `d` | the data, raw bytes |
+//! | `a` | the absolute end, ms since 1970 (the writer's clock) |
+//! | `v` | the version, grows with every change of the data |
+//! | `r` | present on the old id of a regenerated session during its grace: read-only |
+//!
+//! Commands:
+//! - get: `HGET key d` (with an idle timeout, `HMGET` and `PTTL` in one round trip;
+//!   once more than 1% of the idle timeout has passed, a script moves the TTL);
+//! - create, update, touch, regenerate: one Lua script each, atomic on the server.
+//!   Create writes only if the key does not exist; update only if it exists (never
+//!   bringing back an ended session) and keeps the TTL unless the idle end moves;
+//!   regenerate `RENAME`s the key (or copies it and marks the old one read-only
+//!   during the grace);
+//! - destroy: `DEL`; ttl: `PTTL`; exists: `EXISTS`;
+//! - count: `SCAN` over `key_prefix` followed by 64 hex digits, 1,000 keys per
+//!   round trip: O(N) in the keys of the database, so for dashboards, not per request;
 //! - remove_expired: nothing to do, Redis expires keys itself.
 //!
-//! Connections come from a small pool: made when first needed, at most `pool_size`
-//! open, each command bounded by `command_timeout` (a frozen server gives a timeout,
-//! never a hang). A connection that fails is dropped, never reused; after a server
-//! restart the first call on a stale pooled connection retries once on a fresh one,
-//! so calls succeed again without re-init. A forked child never touches the sockets
-//! it inherited: the pool notices the new pid and starts empty.
+//! Connections come from a small pool: at most `pool_size` open, each command bounded
+//! by `command_timeout` (a frozen server gives a timeout, never a hang). The store
+//! connects and authenticates once when it opens, unless `lazy_connect`. A
+//! connection that fails is dropped, never reused; after a server restart the first
+//! call on a stale pooled connection retries once on a fresh one, so calls succeed
+//! again without re-init. A forked child never touches the sockets it inherited: the
+//! pool notices the new pid and starts empty.
 
-use super::Store;
-use crate::config::{RedisConfig, RedisServer};
+use super::{now_ns, Expiry, Outcome, Store};
+use crate::config::{wrong_type, Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
+use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Script};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The keys of `sessions` the Redis driver owns.
+pub const KEYS: &[&str] = &[
+    "storage_name",
+    "host_id",
+    "url",
+    "key_prefix",
+    "connect_timeout_ms",
+    "command_timeout_ms",
+    "pool_size",
+    "tls_ca_file",
+    "lazy_connect",
+];
+
+/// Default Redis timeouts (connect, and each command).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Default most Redis connections open at once.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// Default key prefix of the Redis driver.
+pub const DEFAULT_KEY_PREFIX: &str = "session:";
+
+/// Where the Redis driver connects, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub server: RedisServer,
+    /// Prepended to the session id to make the key (default `session:`).
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    /// Longest wait for one command's answer (and for a free pooled connection).
+    pub command_timeout: Duration,
+    /// Most connections open at once.
+    pub pool_size: usize,
+    /// PEM file of the certificate authorities trusted for `rediss://` (default:
+    /// the system's trust store).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Connect at the first call instead of when the store opens.
+    pub lazy_connect: bool,
+}
+
+/// The Redis server to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisServer {
+    /// `sessions.url`: `redis://`, `rediss://` (TLS) or `unix://`; it carries the
+    /// database, user and password itself.
+    Url(Secret),
+    /// An entry of `databases.redis`.
+    Entry {
+        host_id: String,
+        ip: String,
+        port: u16,
+        dbindex: i64,
+        user: Option<String>,
+        password: Option<Secret>,
+    },
+}
+
+/// A string that may hold a password: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Reads the Redis driver's keys: `url`, or `storage_name`/`host_id` naming an
+/// entry of `databases.redis`.
+pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
+    let server = match section.string("url")? {
+        Some(url) => {
+            let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+            if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
+                return Err(Error::config(format!(
+                    "{} must start with redis://, rediss:// (TLS) or unix://",
+                    section.key_path("url")
+                )));
+            }
+            // Read them so they count as known, then refuse the mix.
+            if section.string("host_id")?.is_some() || section.string("storage_name")?.is_some() {
+                return Err(Error::config(format!(
+                    "{} and storage_name/host_id both name a server: keep one",
+                    section.key_path("url")
+                )));
+            }
+            RedisServer::Url(Secret(url.to_string()))
+        }
+        None => entry(section, root)?,
+    };
+    let key_prefix = section
+        .string("key_prefix")?
+        .unwrap_or(DEFAULT_KEY_PREFIX)
+        .to_string();
+    if key_prefix.len() > 256 {
+        return Err(Error::config(format!(
+            "{} is longer than 256 bytes",
+            section.key_path("key_prefix")
+        )));
+    }
+    let pool_size = section
+        .u64_in("pool_size", 1..=1024, "an integer from 1 to 1024")?
+        .map_or(DEFAULT_POOL_SIZE, |n| n as usize);
+    let tls_ca_file = section.string("tls_ca_file")?.map(PathBuf::from);
+    if tls_ca_file.is_some()
+        && !matches!(&server, RedisServer::Url(url) if url.0.starts_with("rediss://"))
+    {
+        return Err(Error::config(format!(
+            "{} needs a TLS server: set {} to a rediss:// URL",
+            section.key_path("tls_ca_file"),
+            section.key_path("url")
+        )));
+    }
+    Ok(RedisConfig {
+        server,
+        key_prefix,
+        connect_timeout: section
+            .millis("connect_timeout_ms")?
+            .unwrap_or(DEFAULT_TIMEOUT),
+        command_timeout: section
+            .millis("command_timeout_ms")?
+            .unwrap_or(DEFAULT_TIMEOUT),
+        pool_size,
+        tls_ca_file,
+        lazy_connect: section.bool("lazy_connect")?.unwrap_or(false),
+    })
+}
+
+/// The entry of `databases.redis` that `host_id` (or `storage_name`) names.
+fn entry(section: &Section, root: &Root) -> Result<RedisServer> {
+    let host_id = match (section.string("host_id")?, section.string("storage_name")?) {
+        (Some(id), _) | (None, Some(id)) => id,
+        (None, None) => {
+            return Err(Error::config(format!(
+                "the redis driver needs {} (or host_id) naming an entry of databases.redis, or {}",
+                section.key_path("storage_name"),
+                section.key_path("url")
+            )))
+        }
+    };
+    let servers = root
+        .get("databases")
+        .and_then(|d| d.get("redis"))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{} {host_id:?}: there is no databases.redis list",
+                section.key_path("storage_name")
+            ))
+        })?;
+    let servers = servers
+        .as_array()
+        .ok_or_else(|| wrong_type("databases.redis", "an array", servers))?;
+    let entry = servers
+        .iter()
+        .find(|s| s.get("host_id").and_then(Value::as_str) == Some(host_id))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{} {host_id:?} names no entry of databases.redis",
+                section.key_path("storage_name")
+            ))
+        })?;
+    let Value::Object(entry) = entry else {
+        return Err(wrong_type("databases.redis[]", "an object", entry));
+    };
+    let entry = Section::new(entry, &format!("databases.redis[{host_id}]"));
+    let _ = entry.string("host_id")?;
+    let ip = entry.string("ip")?.unwrap_or("127.0.0.1").to_string();
+    let port = entry
+        .u64_in("port", 1..=65535, "an integer from 1 to 65535")?
+        .unwrap_or(6379) as u16;
+    let dbindex = entry
+        .u64_in("dbindex", 0..=1 << 31, "a non-negative integer")?
+        .unwrap_or(0) as i64;
+    let user = entry.string("user")?.map(str::to_string);
+    let password = entry.string("password")?.map(|p| Secret(p.to_string()));
+    entry.finish("redis")?;
+    Ok(RedisServer::Entry {
+        host_id: host_id.to_string(),
+        ip,
+        port,
+        dbindex,
+        user,
+        password,
+    })
+}
 
 pub struct RedisStore {
     client: Client,
@@ -33,6 +237,7 @@ pub struct RedisStore {
     pool_size: usize,
     pool: Mutex<Pool>,
     released: Condvar,
+    expiry: Expiry,
 }
 
 struct Pool {
@@ -118,8 +323,9 @@ fn kind_only(err: &redis::RedisError) -> String {
 }
 
 impl RedisStore {
-    /// Prepares the store; no connection is made until the first call.
-    pub fn open(config: &RedisConfig) -> Result<RedisStore> {
+    /// Prepares the store and, unless `lazy_connect`, connects and authenticates
+    /// once, so that a wrong password or an unreachable server fails here.
+    pub fn open(config: &RedisConfig, expiry: Expiry) -> Result<RedisStore> {
         let info = connection_info(config)?;
         let db = info.redis_settings().db();
         let name = match info.addr() {
@@ -144,7 +350,7 @@ impl RedisStore {
             }
         }
         .map_err(|err| Error::config(format!("{name}: {}", kind_only(&err))))?;
-        Ok(RedisStore {
+        let store = RedisStore {
             client,
             name,
             key_prefix: config.key_prefix.as_bytes().to_vec(),
@@ -157,7 +363,14 @@ impl RedisStore {
                 open: 0,
             }),
             released: Condvar::new(),
-        })
+            expiry,
+        };
+        if !config.lazy_connect {
+            // One PING: a server that wants a password we lack says so now. The
+            // connection stays in the pool.
+            store.run::<String>("PING", |c| redis::cmd("PING").query(c))?;
+        }
+        Ok(store)
     }
 
     fn key(&self, id: &SessionId) -> Vec<u8> {
@@ -231,14 +444,21 @@ impl RedisStore {
         pool.open -= dropped;
     }
 
-    /// Runs one command. A stale pooled connection (the server restarted since it
-    /// was made) is replaced and the command retried once on a fresh connection.
-    fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Result<T> {
+    /// Runs one command (or script, or pipeline) on a pooled connection. A stale
+    /// pooled connection (the server restarted since it was made) is replaced and
+    /// the command retried once on a fresh connection.
+    fn run<T>(
+        &self,
+        what: &str,
+        mut command: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         let mut retried = false;
         loop {
             let mut lent = self.lend()?;
-            let conn = lent.conn.as_mut().expect("a lent connection");
-            match cmd.query::<T>(conn) {
+            let Some(conn) = lent.conn.as_mut() else {
+                return Err(Error::new(SessionError::Internal, "lent no connection"));
+            };
+            match command(conn) {
                 Ok(value) => return Ok(value),
                 Err(err) => {
                     // Any I/O failure leaves the connection in an unknown state (a
@@ -261,54 +481,323 @@ impl RedisStore {
     }
 
     fn error(&self, what: &str, err: &redis::RedisError) -> Error {
+        if err.code() == Some("WRONGTYPE") {
+            // A key of another type under the prefix (another application's, or a
+            // session of libsession 0.1, which stored strings): no session here.
+            return Error::new(
+                SessionError::NotFound,
+                format!(
+                    "{}: {what}: the key holds no session of this libsession version (WRONGTYPE)",
+                    self.name
+                ),
+            );
+        }
         let code = if err.is_timeout() {
             SessionError::Timeout
-        } else if err.kind() == redis::ErrorKind::AuthenticationFailed {
+        } else if err.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(err.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+        {
             SessionError::Config
         } else {
             SessionError::StorageUnavailable
         };
-        let hint = match code {
-            SessionError::Timeout => " (no answer in time)",
-            SessionError::Config => " (check the user and password)",
-            _ => "",
+        let message = match code {
+            SessionError::Timeout => {
+                let limit = if what == "cannot connect" {
+                    self.connect_timeout
+                } else {
+                    self.command_timeout
+                };
+                format!(
+                    "{}: {what}: no answer within {} ms",
+                    self.name,
+                    limit.as_millis()
+                )
+            }
+            SessionError::Config => {
+                format!("{}: {what}: {err} (check the user and password)", self.name)
+            }
+            _ => format!("{}: {what}: {err}", self.name),
         };
-        Error::new(code, format!("{}: {what}: {err}{hint}", self.name))
+        Error::new(code, message)
     }
 }
 
-/// `OK` from a conditional `SET`, or nil when its condition failed.
-fn set_applied(reply: Value) -> bool {
-    matches!(reply, Value::Okay | Value::SimpleString(_))
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1";
+
+/// ARGV: data, now (ms), idle timeout (ms, 0: none). 1 done, 0 missing, -1 read-only.
+const UPDATE: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'a', 'r')
+if not f[1] then return 0 end
+if f[2] then return -1 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+local idle = tonumber(ARGV[3])
+if idle > 0 then
+  local ttl = math.min(idle, tonumber(f[1]) - tonumber(ARGV[2]))
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+return 1";
+
+/// ARGV: now (ms), idle timeout (ms). Moves the TTL to the new idle end, never
+/// past the absolute end, never shorter. 1 live, 0 missing.
+const TOUCH: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'a', 'r')
+if not f[1] then return 0 end
+if f[2] then return 1 end
+local ttl = math.min(tonumber(ARGV[2]), tonumber(f[1]) - tonumber(ARGV[1]))
+if ttl > redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1";
+
+/// KEYS: old, new. ARGV: now (ms), idle timeout (ms, 0: none), grace (ms, 0: none).
+/// 1 done, 0 old missing, -1 old read-only, -2 new taken.
+const REGENERATE: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v')
+if not f[1] then return 0 end
+if f[2] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+local ttl = tonumber(f[1]) - tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+if idle > 0 and idle < ttl then ttl = idle end
+if ttl <= 0 then return 0 end
+local grace = tonumber(ARGV[3])
+if grace > 0 then
+  local data = redis.call('HGET', KEYS[1], 'd')
+  redis.call('HSET', KEYS[2], 'd', data, 'a', f[1], 'v', tonumber(f[3]) + 1)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('HSET', KEYS[1], 'r', 1)
+  if grace < redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], grace) end
+else
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('HINCRBY', KEYS[2], 'v', 1)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return 1";
+
+static SCRIPTS: Lazy<[Script; 4]> = Lazy::new(|| {
+    [
+        Script::new(CREATE),
+        Script::new(UPDATE),
+        Script::new(TOUCH),
+        Script::new(REGENERATE),
+    ]
+});
+
+fn ms(ns: u64) -> u64 {
+    ns / 1_000_000
+}
+
+impl RedisStore {
+    fn idle_ms(&self) -> u64 {
+        self.expiry.idle_timeout.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        })
+    }
+
+    /// Moves the idle end of a session whose TTL runs out at `end_ns`, if a read
+    /// at `now` should.
+    fn refresh_after_read(
+        &self,
+        key: &[u8],
+        absolute_ns: u64,
+        end_ns: u64,
+        now: u64,
+    ) -> Result<()> {
+        if self
+            .expiry
+            .refresh_on_read(now, absolute_ns, end_ns)
+            .is_none()
+        {
+            return Ok(());
+        }
+        let idle_ms = self.idle_ms();
+        self.run("touch script", |c| {
+            SCRIPTS[2]
+                .key(key)
+                .arg(ms(now))
+                .arg(idle_ms)
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+}
+
+/// A glob pattern matching exactly `prefix` followed by 64 lowercase hex digits.
+fn id_pattern(prefix: &[u8]) -> Vec<u8> {
+    let mut pattern = Vec::with_capacity(prefix.len() * 2 + 64 * 8);
+    for &b in prefix {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            pattern.push(b'\\');
+        }
+        pattern.push(b);
+    }
+    for _ in 0..64 {
+        pattern.extend_from_slice(b"[0-9a-f]");
+    }
+    pattern
 }
 
 impl Store for RedisStore {
-    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(id))
-            .arg(data)
-            .arg("NX")
-            .arg("EX")
-            .arg(lifetime.as_secs().max(1));
-        Ok(set_applied(self.run("SET NX EX", &cmd)?))
+    fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome> {
+        let now = now_ns();
+        let absolute_ns = now.saturating_add(super::nanos(lifetime));
+        let end_ns = self.expiry.idle_end(now, absolute_ns).min(absolute_ns);
+        let key = self.key(id);
+        let created = self.run("create script", |c| {
+            SCRIPTS[0]
+                .key(&key)
+                .arg(data)
+                .arg(ms(absolute_ns))
+                .arg(ms(end_ns - now).max(1))
+                .invoke::<i64>(c)
+        })?;
+        Ok(if created == 1 {
+            Outcome::Applied
+        } else {
+            Outcome::Taken
+        })
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key(id));
-        self.run("GET", &cmd)
+        let key = self.key(id);
+        if self.expiry.idle_timeout.is_none() {
+            return self.run("HGET", |c| redis::cmd("HGET").arg(&key).arg("d").query(c));
+        }
+        type Fields = (Option<Vec<u8>>, Option<u64>, Option<i64>);
+        let ((data, absolute_ms, read_only), pttl): (Fields, i64) = self.run("HMGET", |c| {
+            redis::pipe()
+                .cmd("HMGET")
+                .arg(&key)
+                .arg("d")
+                .arg("a")
+                .arg("r")
+                .cmd("PTTL")
+                .arg(&key)
+                .query(c)
+        })?;
+        let (Some(data), Some(absolute_ms)) = (data, absolute_ms) else {
+            return Ok(None);
+        };
+        if read_only.is_none() && pttl > 0 {
+            let now = now_ns();
+            let end_ns = now.saturating_add(pttl as u64 * 1_000_000);
+            self.refresh_after_read(&key, absolute_ms.saturating_mul(1_000_000), end_ns, now)?;
+        }
+        Ok(Some(data))
     }
 
-    fn update(&self, id: &SessionId, data: &[u8]) -> Result<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(id)).arg(data).arg("XX").arg("KEEPTTL");
-        Ok(set_applied(self.run("SET XX KEEPTTL", &cmd)?))
+    fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
+        let key = self.key(id);
+        let idle_ms = self.idle_ms();
+        let now = now_ns();
+        let done = self.run("update script", |c| {
+            SCRIPTS[1]
+                .key(&key)
+                .arg(data)
+                .arg(ms(now))
+                .arg(idle_ms)
+                .invoke::<i64>(c)
+        })?;
+        Ok(match done {
+            1 => Outcome::Applied,
+            -1 => Outcome::ReadOnly,
+            _ => Outcome::Missing,
+        })
     }
 
     fn destroy(&self, id: &SessionId) -> Result<()> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key(id));
-        self.run::<i64>("DEL", &cmd).map(|_| ())
+        let key = self.key(id);
+        self.run::<i64>("DEL", |c| redis::cmd("DEL").arg(&key).query(c))
+            .map(|_| ())
+    }
+
+    fn touch(&self, id: &SessionId) -> Result<Outcome> {
+        let key = self.key(id);
+        let live = if self.expiry.idle_timeout.is_none() {
+            self.run::<i64>("EXISTS", |c| redis::cmd("EXISTS").arg(&key).query(c))?
+        } else {
+            let idle_ms = self.idle_ms();
+            let now = now_ns();
+            self.run("touch script", |c| {
+                SCRIPTS[2]
+                    .key(&key)
+                    .arg(ms(now))
+                    .arg(idle_ms)
+                    .invoke::<i64>(c)
+            })?
+        };
+        Ok(if live == 1 {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
+    }
+
+    fn ttl(&self, id: &SessionId) -> Result<Option<Duration>> {
+        let key = self.key(id);
+        let pttl: i64 = self.run("PTTL", |c| redis::cmd("PTTL").arg(&key).query(c))?;
+        Ok((pttl > 0).then(|| Duration::from_millis(pttl as u64)))
+    }
+
+    fn exists(&self, id: &SessionId) -> Result<bool> {
+        let key = self.key(id);
+        let n: i64 = self.run("EXISTS", |c| redis::cmd("EXISTS").arg(&key).query(c))?;
+        Ok(n == 1)
+    }
+
+    fn count(&self) -> Result<u64> {
+        let pattern = id_pattern(&self.key_prefix);
+        // SCAN may return a key twice (when the table grows under it): count each
+        // once, remembering 8 bytes per key (its id's first 16 hex digits).
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            seen.extend(keys.iter().filter_map(|key| {
+                let id = key.get(self.key_prefix.len()..)?;
+                SessionId::parse(id)
+                    .ok()
+                    .map(|id| super::file::format::tag(&id))
+            }));
+            if next == 0 {
+                return Ok(seen.len() as u64);
+            }
+            cursor = next;
+        }
+    }
+
+    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome> {
+        let (old_key, new_key) = (self.key(old), self.key(new));
+        let idle_ms = self.idle_ms();
+        let grace_ms = u64::try_from(self.expiry.regenerate_grace.as_millis()).unwrap_or(u64::MAX);
+        let now = now_ns();
+        let done = self.run("regenerate script", |c| {
+            SCRIPTS[3]
+                .key(&old_key)
+                .key(&new_key)
+                .arg(ms(now))
+                .arg(idle_ms)
+                .arg(grace_ms)
+                .invoke::<i64>(c)
+        })?;
+        Ok(match done {
+            1 => Outcome::Applied,
+            -1 => Outcome::ReadOnly,
+            -2 => Outcome::Taken,
+            _ => Outcome::Missing,
+        })
     }
 
     fn remove_expired(&self) -> Result<usize> {

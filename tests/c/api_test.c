@@ -2,8 +2,10 @@
  * api_test.c - a test of the libsession C ABI, through include/session.h.
  *
  * Usage: api_test DIR
- *   Runs the suite on the file driver with storage roots under DIR (created if
- *   needed), then again on the memory driver. Stops with a non-zero exit and a
+ *   Runs the suite on the file driver with storage roots under DIR, then again on
+ *   the memory driver. A storage root must exist (libsession creates only
+ *   ROOT/sessions), so the test creates DIR and each root with mkdir before the
+ *   init that names it. Stops with a non-zero exit and a
  *   message at the first failure; ends with "api_test: N passed, 0 failed".
  */
 #define _XOPEN_SOURCE 700
@@ -195,8 +197,10 @@ static void test_null_arguments(void)
     CHECK_ERROR(SESSION_ERROR_INVALID_ARGUMENT, "session_init(NULL)");
     CHECK(session_init_json(NULL) == 0, "session_init_json(NULL)");
     CHECK_ERROR(SESSION_ERROR_INVALID_ARGUMENT, "session_init_json(NULL)");
+    /* session_free leaves the last error alone, like free() leaves errno: the
+     * error of the failed session_init_json above is still there. */
     session_free(NULL);
-    CHECK_OK("session_free(NULL)");
+    CHECK_ERROR(SESSION_ERROR_INVALID_ARGUMENT, "session_free(NULL) keeps the last error");
 
     /* The NULL update did not change the session; the failed inits kept the store. */
     check_data(id, "{\"probe\":1}", 11, "session intact after NULL arguments");
@@ -484,6 +488,19 @@ static void test_config_errors(const char *root, const char *good_config)
           "the message names the missing file");
     check_data(id, "{\"kept\":true}", 13, "the previous configuration is kept after session_init");
 
+    /* A storage root must exist: init refuses a missing one, names it, and creates
+       nothing (only ROOT/sessions is ever created, inside an existing root). */
+    if (root != NULL) {
+        char missing[4096], config[8192];
+        pathf(missing, sizeof missing, "%s/no-such-root", root);
+        make_config(config, sizeof config, missing, 3600, MIB);
+        CHECK(session_init_json(config) == 0, "session_init_json with a missing storage root");
+        CHECK_ERROR(SESSION_ERROR_CONFIG, "session_init_json with a missing storage root");
+        CHECK(strstr(session_last_error(), missing) != NULL, "the message names the missing root");
+        CHECK(!exists(missing), "the missing storage root was not created");
+        check_data(id, "{\"kept\":true}", 13, "the previous configuration is kept after a missing root");
+    }
+
     /* session_init of a real file, with the same settings: the store carries on. */
     if (root != NULL) {
         char path[4096];
@@ -533,10 +550,13 @@ static void test_expiry(const char *root)
     suite = "expiry";
     char config[2048];
     char session_dir[4096];
+    if (root != NULL) {
+        /* A storage root must exist: only ROOT/sessions is created by the library. */
+        mkdir_p(root);
+        pathf(session_dir, sizeof session_dir, "%s/sessions", root);
+    }
     make_config(config, sizeof config, root, 1, MIB);
     init_or_die(config);
-    if (root != NULL)
-        pathf(session_dir, sizeof session_dir, "%s/sessions", root);
 
     char *id = session_create("{\"short\":1}");
     char *updated = session_create("{\"short\":2}");

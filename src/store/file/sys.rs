@@ -1,0 +1,319 @@
+//! The system calls of the file driver: every `unsafe` block of the driver lives
+//! here, each a small wrapper that retries on `EINTR` and returns `io::Result`.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Runs a system call again while a signal interrupts it; its non-negative
+/// result, or the error it reported.
+pub fn syscall(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let result = call();
+        if result >= 0 {
+            return Ok(result as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Opens a directory by path, refusing a symlink.
+pub fn open_dir(path: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: path is a valid NUL-terminated string.
+    let fd = syscall(|| unsafe { libc::open(path.as_ptr(), flags) as isize })?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Creates a directory (not its parents).
+pub fn mkdir(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    syscall(|| unsafe { libc::mkdir(path.as_ptr(), mode) as isize }).map(|_| ())
+}
+
+/// `openat` in directory `dir` with `O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK`.
+pub fn open_at(
+    dir: RawFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::c_uint,
+) -> io::Result<File> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // SAFETY: name is NUL-terminated; dir is an open directory descriptor.
+    let fd = syscall(|| unsafe { libc::openat(dir, name.as_ptr(), flags, mode) as isize })?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}
+
+/// `unlinkat` of a file in `dir`.
+pub fn unlink_at(dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; dir is an open directory descriptor.
+    syscall(|| unsafe { libc::unlinkat(dir, name.as_ptr(), 0) as isize }).map(|_| ())
+}
+
+/// Renames `from` to `to` inside `dir` in one atomic step, failing with
+/// `AlreadyExists` if `to` exists (`renameat2` with `RENAME_NOREPLACE`). Where the
+/// filesystem lacks it, a hard link then an unlink (not atomic for readers).
+pub fn rename_noreplace(dir: RawFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated; dir is an open directory descriptor.
+    let renamed = syscall(|| unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dir,
+            from.as_ptr(),
+            dir,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        ) as isize
+    });
+    match renamed {
+        Err(err) if matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+            // SAFETY: as above.
+            syscall(|| unsafe { libc::linkat(dir, from.as_ptr(), dir, to.as_ptr(), 0) as isize })?;
+            unlink_at(dir, from)
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// What `fstatat`/`fstat` tell the driver about a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub regular: bool,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub mode: u32,
+}
+
+fn stat_of(st: &libc::stat) -> Stat {
+    let ns = |s: i64, n: i64| (s.max(0) as u64).saturating_mul(1_000_000_000) + n.max(0) as u64;
+    Stat {
+        regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+        mode: st.st_mode,
+    }
+}
+
+/// `fstatat` without following a symlink. `dir` may be `libc::AT_FDCWD`.
+pub fn stat_at(dir: RawFd, name: &CStr) -> io::Result<Stat> {
+    // SAFETY: st is written by fstatat before it is read; name is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    syscall(|| unsafe {
+        libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) as isize
+    })?;
+    Ok(stat_of(&st))
+}
+
+/// `fstat` of an open descriptor.
+pub fn stat_fd(fd: RawFd) -> io::Result<Stat> {
+    // SAFETY: st is written by fstat before it is read.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    syscall(|| unsafe { libc::fstat(fd, &mut st) as isize })?;
+    Ok(stat_of(&st))
+}
+
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: fchmod on an open descriptor.
+    syscall(|| unsafe { libc::fchmod(fd, mode) as isize }).map(|_| ())
+}
+
+pub fn fsync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fsync on an open descriptor.
+    syscall(|| unsafe { libc::fsync(fd) as isize }).map(|_| ())
+}
+
+/// Whether the calling process (its effective ids) may write in the directory `path`.
+pub fn writable(path: &CStr) -> io::Result<()> {
+    // SAFETY: faccessat(2) with a valid path.
+    syscall(|| unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        ) as isize
+    })
+    .map(|_| ())
+}
+
+/// Appends up to `count` bytes read from `file` at offset `buf.len()`; stops early
+/// only at the end of the file. The buffer is not zeroed first.
+pub fn pread_append(file: &File, buf: &mut Vec<u8>, count: usize) -> io::Result<()> {
+    buf.reserve_exact(count);
+    let end = buf.len() + count;
+    while buf.len() < end {
+        let (filled, want) = (buf.len(), end - buf.len());
+        let spare = buf.spare_capacity_mut().as_mut_ptr();
+        // SAFETY: pread writes at most `want` bytes into the spare capacity.
+        let n = syscall(|| unsafe {
+            libc::pread(file.as_raw_fd(), spare.cast(), want, filled as libc::off_t)
+        })?;
+        if n == 0 {
+            break;
+        }
+        // SAFETY: the kernel initialised n more bytes.
+        unsafe { buf.set_len(filled + n) };
+    }
+    Ok(())
+}
+
+/// Writes all of `data` at `offset`.
+pub fn pwrite_all(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    write_two_at(file, data, &[], offset)
+}
+
+/// Writes two buffers at `offset` with `pwritev`, finishing short writes.
+pub fn write_two_at(file: &File, first: &[u8], second: &[u8], offset: u64) -> io::Result<()> {
+    let mut done = 0usize;
+    let total = first.len() + second.len();
+    while done < total {
+        let (a, b) = if done < first.len() {
+            (&first[done..], second)
+        } else {
+            (&second[done - first.len()..], &[][..])
+        };
+        let iov = [
+            libc::iovec {
+                iov_base: a.as_ptr() as *mut libc::c_void,
+                iov_len: a.len(),
+            },
+            libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            },
+        ];
+        let count = if b.is_empty() { 1 } else { 2 };
+        let at = (offset + done as u64) as libc::off_t;
+        // SAFETY: the iovecs point into live slices for the duration of the call.
+        let n = syscall(|| unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) })?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Sets the file's mtime (to the session's end), leaving atime alone. The ctime
+/// becomes now, so an mtime later than the ctime marks an end set by the driver.
+pub fn set_mtime(fd: RawFd, ns: u64) -> io::Result<()> {
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: (ns / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        },
+    ];
+    // SAFETY: times points to two valid timespecs.
+    syscall(|| unsafe { libc::futimens(fd, times.as_ptr()) as isize }).map(|_| ())
+}
+
+/// Takes a `flock` (`LOCK_SH` or `LOCK_EX`), waiting at most `timeout`. flock(2)
+/// has no timeout: it is tried without blocking, then again after short sleeps
+/// that grow from 20 µs to 1 ms. `Ok(false)` when the time ran out.
+pub fn lock(file: &File, op: libc::c_int, timeout: Duration) -> io::Result<bool> {
+    let try_lock = || {
+        // SAFETY: flock on an open descriptor.
+        syscall(|| unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) as isize })
+    };
+    let mut deadline = None;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match try_lock() {
+            Ok(_) => return Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+}
+
+/// Tries a `flock` once without waiting: `Ok(false)` when someone holds it.
+pub fn try_lock(file: &File, op: libc::c_int) -> io::Result<bool> {
+    // SAFETY: flock on an open descriptor.
+    match syscall(|| unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) as isize }) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// A directory listing, read entry by entry so that callers judge each name as it
+/// comes (a long listing under churn would go stale before it was judged).
+pub struct DirStream(*mut libc::DIR);
+
+impl DirStream {
+    /// Lists `dir` through a descriptor of its own, so `dir` is left untouched.
+    pub fn open(dir: RawFd) -> io::Result<DirStream> {
+        // SAFETY: a new descriptor for the same directory.
+        let fd = syscall(|| unsafe {
+            libc::openat(
+                dir,
+                c".".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            ) as isize
+        })? as RawFd;
+        // SAFETY: fd is a directory descriptor; fdopendir takes ownership of it.
+        let stream = unsafe { libc::fdopendir(fd) };
+        if stream.is_null() {
+            let err = io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so fd is still ours to close.
+            unsafe { libc::close(fd) };
+            return Err(err);
+        }
+        Ok(DirStream(stream))
+    }
+
+    /// Calls `each` with the name of every entry (NUL-terminated, `.` and `..`
+    /// included) until the end of the directory.
+    pub fn for_each(&mut self, mut each: impl FnMut(&CStr)) -> io::Result<()> {
+        loop {
+            // readdir reports errors only through errno; clear it first.
+            // SAFETY: errno is thread-local.
+            unsafe { *libc::__errno_location() = 0 };
+            // SAFETY: self.0 is a valid DIR*; the entry is used before the next call.
+            let entry = unsafe { libc::readdir(self.0) };
+            if entry.is_null() {
+                let err = io::Error::last_os_error();
+                return match err.raw_os_error() {
+                    Some(0) | None => Ok(()),
+                    Some(_) => Err(err),
+                };
+            }
+            // SAFETY: d_name is a NUL-terminated array inside the entry.
+            each(unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) });
+        }
+    }
+}
+
+impl Drop for DirStream {
+    fn drop(&mut self) {
+        // SAFETY: the stream came from fdopendir and is closed once.
+        unsafe { libc::closedir(self.0) };
+    }
+}

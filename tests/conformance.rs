@@ -1,0 +1,635 @@
+//! The storage contract, run on every driver: files (fsync off and on), memory, and
+//! Redis on a real `redis-server` started on a free loopback port. Every check runs
+//! on each of them, so the drivers cannot drift apart.
+//!
+//! Several checks exist to catch specific bugs that once passed every test: a file
+//! create with `O_TRUNC` instead of `O_EXCL`, a memory create that overwrites a live
+//! session, Redis `SET` without `NX` (all: `create_never_overwrites_a_live_session`)
+//! and a Redis update that resets the TTL (`update_keeps_the_absolute_end`).
+
+mod support;
+
+use session::config::Config;
+use session::{Outcome, SessionError, SessionId, Sessions};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use support::redis_server::RedisServer;
+use support::temp::TempDir;
+
+/// One driver under test, with what it needs kept alive.
+struct Driver {
+    name: &'static str,
+    sessions: Sessions,
+    /// The session directory of the file driver.
+    dir: Option<std::path::PathBuf>,
+    _temp: Option<TempDir>,
+    _redis: Option<RedisServer>,
+}
+
+impl std::ops::Deref for Driver {
+    type Target = Sessions;
+    fn deref(&self) -> &Sessions {
+        &self.sessions
+    }
+}
+
+fn open(json: &str) -> Sessions {
+    let config = Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+    Sessions::open(&config).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+/// Every driver, each configured with `extra` keys of `sessions` (a JSON fragment
+/// starting with a comma, or empty).
+fn drivers(extra: &str) -> Vec<Driver> {
+    let mut all = Vec::new();
+    for (name, fsync) in [("file", false), ("file+fsync", true)] {
+        let temp = TempDir::new("conformance");
+        let json = format!(
+            r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "fsync": {fsync}{extra}}},
+                "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+            temp.path().display()
+        );
+        all.push(Driver {
+            name,
+            sessions: open(&json),
+            dir: Some(temp.join("sessions")),
+            _temp: Some(temp),
+            _redis: None,
+        });
+    }
+    all.push(Driver {
+        name: "memory",
+        sessions: open(&format!(r#"{{"sessions": {{"driver": "memory"{extra}}}}}"#)),
+        dir: None,
+        _temp: None,
+        _redis: None,
+    });
+    let redis = RedisServer::start(&[]);
+    let json = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 16{extra}}}}}"#,
+        redis.url()
+    );
+    all.push(Driver {
+        name: "redis",
+        sessions: open(&json),
+        dir: None,
+        _temp: None,
+        _redis: Some(redis),
+    });
+    all
+}
+
+/// Runs `check` on every driver, all at once (each on its own thread), naming the
+/// driver in any failure.
+fn on_every_driver(extra: &str, check: impl Fn(&Driver) + Sync) {
+    let drivers = drivers(extra);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = drivers
+            .iter()
+            .map(|d| (d.name, scope.spawn(|| check(d))))
+            .collect();
+        let mut failed = Vec::new();
+        for (name, handle) in handles {
+            if handle.join().is_err() {
+                failed.push(name);
+            }
+        }
+        assert!(failed.is_empty(), "failed on: {failed:?}");
+    });
+}
+
+fn code<T: std::fmt::Debug>(result: session::Result<T>) -> SessionError {
+    result.expect_err("expected an error").code
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn create_get_update_destroy() {
+    on_every_driver("", |s| {
+        let id = s.create(b"{\"user_id\":42}").unwrap();
+        assert_eq!(id.as_str().len(), 64);
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"{\"user_id\":42}");
+        s.update(id.as_bytes(), b"{\"user_id\":43,\"role\":\"admin\"}")
+            .unwrap();
+        assert_eq!(
+            s.get(id.as_bytes()).unwrap(),
+            b"{\"user_id\":43,\"role\":\"admin\"}"
+        );
+        // Shrinking and growing again keeps the newest data each time.
+        for len in [1usize, 5000, 3, 70000, 0, 10] {
+            let data = vec![b'a' + (len % 26) as u8; len];
+            s.update(id.as_bytes(), &data).unwrap();
+            assert_eq!(s.get(id.as_bytes()).unwrap(), data);
+        }
+        if let Some(dir) = &s.dir {
+            assert_eq!(files_in(dir), vec![id.to_string()]);
+        }
+        s.destroy(id.as_bytes()).unwrap();
+        assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+        // Destroying again succeeds; nothing brings it back.
+        s.destroy(id.as_bytes()).unwrap();
+        assert_eq!(code(s.update(id.as_bytes(), b"x")), SessionError::NotFound);
+        assert_eq!(code(s.touch(id.as_bytes())), SessionError::NotFound);
+        assert_eq!(code(s.regenerate(id.as_bytes())), SessionError::NotFound);
+        assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+        assert!(!s.store().exists(&id).unwrap(), "{}: came back", s.name);
+        if let Some(dir) = &s.dir {
+            assert!(files_in(dir).is_empty(), "update after destroy made a file");
+        }
+    });
+}
+
+#[test]
+fn create_never_overwrites_a_live_session() {
+    on_every_driver("", |s| {
+        let id = SessionId::generate().unwrap();
+        let lifetime = Duration::from_secs(3600);
+        let store = s.store();
+        assert_eq!(
+            store.create(&id, b"first", lifetime).unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(
+            store.create(&id, b"second", lifetime).unwrap(),
+            Outcome::Taken,
+            "{}: a create with a live id must write nothing",
+            s.name
+        );
+        assert_eq!(store.get(&id).unwrap().as_deref(), Some(&b"first"[..]));
+        // Also after an update (a second version in the file driver).
+        assert_eq!(
+            store.update(&id, b"first, updated").unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(
+            store.create(&id, b"third", lifetime).unwrap(),
+            Outcome::Taken
+        );
+        assert_eq!(
+            store.get(&id).unwrap().as_deref(),
+            Some(&b"first, updated"[..])
+        );
+    });
+}
+
+#[test]
+fn update_keeps_the_absolute_end() {
+    on_every_driver(r#", "lifetime": 3600, "max_lifetime": 7200"#, |s| {
+        let id = s.create_ttl(b"short", 3).unwrap();
+        let before = s.ttl(id.as_bytes()).unwrap();
+        assert!(before <= Duration::from_secs(3), "{}: {before:?}", s.name);
+        s.update(id.as_bytes(), b"updated").unwrap();
+        let after = s.ttl(id.as_bytes()).unwrap();
+        assert!(
+            after <= before,
+            "{}: an update moved the end from {before:?} to {after:?}",
+            s.name
+        );
+        s.touch(id.as_bytes()).unwrap();
+        assert!(
+            s.ttl(id.as_bytes()).unwrap() <= before,
+            "{}: touch without idle_timeout moved the end",
+            s.name
+        );
+        std::thread::sleep(Duration::from_millis(3100));
+        assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+        assert_eq!(
+            code(s.update(id.as_bytes(), b"again")),
+            SessionError::NotFound
+        );
+        // A longer ttl than lifetime is allowed up to max_lifetime, not beyond.
+        let long = s.create_ttl(b"remember me", 7200).unwrap();
+        assert!(s.ttl(long.as_bytes()).unwrap() > Duration::from_secs(7100));
+        assert_eq!(
+            code(s.create_ttl(b"x", 7201)),
+            SessionError::InvalidArgument
+        );
+        assert_eq!(code(s.create_ttl(b"x", 0)), SessionError::InvalidArgument);
+        assert_eq!(code(s.create_ttl(b"x", -5)), SessionError::InvalidArgument);
+    });
+}
+
+#[test]
+fn ended_sessions_are_gone_and_never_resurrected() {
+    on_every_driver(r#", "lifetime": 1"#, |s| {
+        let id = s.create(b"short-lived").unwrap();
+        let keep = s.create(b"also short").unwrap();
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"short-lived");
+        std::thread::sleep(Duration::from_millis(600));
+        s.update(keep.as_bytes(), b"updated").unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        for id in [&id, &keep] {
+            let id = id.as_bytes();
+            assert_eq!(code(s.get(id)), SessionError::NotFound, "{}", s.name);
+            assert_eq!(code(s.update(id, b"again")), SessionError::NotFound);
+            assert_eq!(code(s.touch(id)), SessionError::NotFound);
+            assert_eq!(code(s.ttl(id)), SessionError::NotFound);
+            assert_eq!(code(s.exists(id)), SessionError::NotFound);
+            assert_eq!(code(s.regenerate(id)), SessionError::NotFound);
+            assert_eq!(code(s.get(id)), SessionError::NotFound);
+        }
+        let live = s.create(b"live").unwrap();
+        assert_eq!(
+            s.count().unwrap(),
+            1,
+            "{}: count includes ended sessions",
+            s.name
+        );
+        let removed = s.remove_expired().unwrap();
+        // Redis expires keys itself: nothing is left for remove_expired.
+        assert_eq!(removed, if s.name == "redis" { 0 } else { 2 }, "{}", s.name);
+        assert_eq!(s.get(live.as_bytes()).unwrap(), b"live");
+        if let Some(dir) = &s.dir {
+            assert_eq!(files_in(dir), vec![live.to_string()]);
+        }
+        assert_eq!(s.remove_expired().unwrap(), 0);
+    });
+}
+
+#[test]
+fn idle_timeout_ends_untouched_sessions_but_never_extends_the_absolute_end() {
+    on_every_driver(r#", "lifetime": 3, "idle_timeout": 1"#, |s| {
+        let start = Instant::now();
+        let touched = s.create(b"touched").unwrap();
+        let read = s.create(b"read").unwrap();
+        let updated = s.create(b"updated").unwrap();
+        let idle = s.create(b"idle").unwrap();
+        let ttl = s.ttl(idle.as_bytes()).unwrap();
+        assert!(ttl <= Duration::from_secs(1), "{}: ttl {ttl:?}", s.name);
+        while start.elapsed() < Duration::from_millis(2500) {
+            s.touch(touched.as_bytes()).unwrap();
+            assert_eq!(s.get(read.as_bytes()).unwrap(), b"read", "{}", s.name);
+            s.update(updated.as_bytes(), b"updated").unwrap();
+            std::thread::sleep(Duration::from_millis(250));
+            if start.elapsed() > Duration::from_millis(1300) {
+                assert_eq!(
+                    code(s.get(idle.as_bytes())),
+                    SessionError::NotFound,
+                    "{}: an untouched session outlived idle_timeout",
+                    s.name
+                );
+            }
+        }
+        // Still within the absolute end: used sessions live on.
+        for id in [&touched, &read, &updated] {
+            assert!(s.exists(id.as_bytes()).is_ok(), "{}", s.name);
+        }
+        // Keep using them past the absolute end (3 s): they end anyway.
+        while start.elapsed() < Duration::from_millis(3300) {
+            let _ = s.touch(touched.as_bytes());
+            let _ = s.get(read.as_bytes());
+            let _ = s.update(updated.as_bytes(), b"updated");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for id in [&touched, &read, &updated] {
+            assert_eq!(
+                code(s.get(id.as_bytes())),
+                SessionError::NotFound,
+                "{}: a session outlived its absolute end",
+                s.name
+            );
+        }
+    });
+}
+
+#[test]
+fn a_get_refreshes_the_idle_end_only_after_one_percent() {
+    // idle_timeout 200 s: 1% is 2 s. Gets within 2 s leave the idle end alone (no
+    // write); touch always moves it.
+    on_every_driver(r#", "lifetime": 3600, "idle_timeout": 200"#, |s| {
+        let id = s.create(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        s.get(id.as_bytes()).unwrap();
+        let after_get = s.ttl(id.as_bytes()).unwrap();
+        assert!(
+            after_get < Duration::from_millis(199_000),
+            "{}: a get within 1% wrote the idle end: {after_get:?}",
+            s.name
+        );
+        s.touch(id.as_bytes()).unwrap();
+        let after_touch = s.ttl(id.as_bytes()).unwrap();
+        assert!(
+            after_touch > Duration::from_millis(199_500),
+            "{}: touch did not move the idle end: {after_touch:?}",
+            s.name
+        );
+        std::thread::sleep(Duration::from_millis(2200));
+        s.get(id.as_bytes()).unwrap();
+        let refreshed = s.ttl(id.as_bytes()).unwrap();
+        assert!(
+            refreshed > Duration::from_millis(199_500),
+            "{}: a get after 1% did not move the idle end: {refreshed:?}",
+            s.name
+        );
+    });
+}
+
+#[test]
+fn ttl_exists_and_count() {
+    on_every_driver(r#", "lifetime": 600"#, |s| {
+        let id = s.create(b"x").unwrap();
+        let ttl = s.ttl(id.as_bytes()).unwrap();
+        assert!(
+            ttl > Duration::from_secs(598) && ttl <= Duration::from_secs(600),
+            "{}: {ttl:?}",
+            s.name
+        );
+        s.exists(id.as_bytes()).unwrap();
+        let short = s.create_ttl(b"y", 60).unwrap();
+        assert!(s.ttl(short.as_bytes()).unwrap() <= Duration::from_secs(60));
+        let ids: Vec<SessionId> = (0..25).map(|_| s.create(b"z").unwrap()).collect();
+        assert_eq!(s.count().unwrap(), 27, "{}", s.name);
+        for id in &ids[..5] {
+            s.destroy(id.as_bytes()).unwrap();
+        }
+        assert_eq!(s.count().unwrap(), 22, "{}", s.name);
+        s.destroy(id.as_bytes()).unwrap();
+        assert_eq!(code(s.exists(id.as_bytes())), SessionError::NotFound);
+        assert_eq!(code(s.ttl(id.as_bytes())), SessionError::NotFound);
+        assert_eq!(s.count().unwrap(), 21, "{}", s.name);
+    });
+}
+
+#[test]
+fn regenerate_moves_the_session_to_a_fresh_id() {
+    on_every_driver(r#", "lifetime": 600, "idle_timeout": 300"#, |s| {
+        let old = s.create_ttl(b"{\"cart\":[1,2]}", 100).unwrap();
+        s.update(old.as_bytes(), b"{\"cart\":[1,2,3]}").unwrap();
+        let new = s.regenerate(old.as_bytes()).unwrap();
+        assert_ne!(new, old);
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"{\"cart\":[1,2,3]}");
+        // The same absolute end (100 s), not a new lifetime.
+        let ttl = s.ttl(new.as_bytes()).unwrap();
+        assert!(ttl <= Duration::from_secs(100), "{}: {ttl:?}", s.name);
+        assert!(ttl > Duration::from_secs(95), "{}: {ttl:?}", s.name);
+        // The old id is gone for every operation, and cannot be regenerated again.
+        assert_eq!(code(s.get(old.as_bytes())), SessionError::NotFound);
+        assert_eq!(code(s.update(old.as_bytes(), b"x")), SessionError::NotFound);
+        assert_eq!(code(s.touch(old.as_bytes())), SessionError::NotFound);
+        assert_eq!(code(s.regenerate(old.as_bytes())), SessionError::NotFound);
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"{\"cart\":[1,2,3]}");
+        s.update(new.as_bytes(), b"{}").unwrap();
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"{}");
+        assert_eq!(s.count().unwrap(), 1, "{}", s.name);
+        if let Some(dir) = &s.dir {
+            assert_eq!(files_in(dir), vec![new.to_string()]);
+        }
+        // A regenerate onto a live id changes nothing.
+        let other = s.create(b"other").unwrap();
+        assert_eq!(
+            s.store().regenerate(&new, &other).unwrap(),
+            Outcome::Taken,
+            "{}",
+            s.name
+        );
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"{}");
+        assert_eq!(s.get(other.as_bytes()).unwrap(), b"other");
+        s.update(new.as_bytes(), b"still writable").unwrap();
+        assert_eq!(
+            code(s.regenerate(b"not an id")),
+            SessionError::InvalidArgument
+        );
+    });
+}
+
+#[test]
+fn regenerate_grace_keeps_the_old_id_readable_but_not_writable() {
+    on_every_driver(r#", "lifetime": 600, "regenerate_grace": 1"#, |s| {
+        let old = s.create(b"data").unwrap();
+        let new = s.regenerate(old.as_bytes()).unwrap();
+        assert_eq!(s.get(old.as_bytes()).unwrap(), b"data", "{}", s.name);
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"data");
+        let err = s.update(old.as_bytes(), b"lost").unwrap_err();
+        assert_eq!(err.code, SessionError::NotFound, "{}", s.name);
+        assert!(err.message.contains("regenerate"), "{}", err.message);
+        assert_eq!(code(s.regenerate(old.as_bytes())), SessionError::NotFound);
+        s.update(new.as_bytes(), b"new data").unwrap();
+        assert_eq!(s.get(old.as_bytes()).unwrap(), b"data");
+        assert!(s.ttl(old.as_bytes()).unwrap() <= Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(code(s.get(old.as_bytes())), SessionError::NotFound);
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"new data");
+    });
+}
+
+#[test]
+fn regenerate_is_atomic_for_eight_reader_threads() {
+    on_every_driver("", |s| {
+        let store = s.store();
+        let pair = Mutex::new(None::<(SessionId, SessionId)>);
+        let stop = AtomicBool::new(false);
+        let (both, neither, reads) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let (pair, stop, both, neither, reads) = (&pair, &stop, &both, &neither, &reads);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some((old, new)) = *pair.lock().unwrap() else {
+                            continue;
+                        };
+                        // Read in both orders. The switch is one instant T: reading
+                        // old then new can show both (old before T, new after) but
+                        // never neither; reading new then old never shows both.
+                        if t % 2 == 0 {
+                            let a = store.get(&old).unwrap().is_some();
+                            let b = store.get(&new).unwrap().is_some();
+                            if !a && !b {
+                                neither.fetch_add(1, Ordering::Relaxed);
+                            }
+                        } else {
+                            let b = store.get(&new).unwrap().is_some();
+                            let a = store.get(&old).unwrap().is_some();
+                            if a && b {
+                                both.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            for _ in 0..150 {
+                let old = s.create(b"round").unwrap();
+                let new = SessionId::generate().unwrap();
+                *pair.lock().unwrap() = Some((old, new));
+                std::thread::sleep(Duration::from_millis(2));
+                assert_eq!(store.regenerate(&old, &new).unwrap(), Outcome::Applied);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let (both, neither) = (both.into_inner(), neither.into_inner());
+        assert!(
+            reads.into_inner() > 1000,
+            "{}: too few reads to judge",
+            s.name
+        );
+        assert_eq!(
+            (both, neither),
+            (0, 0),
+            "{}: both ids or neither seen",
+            s.name
+        );
+    });
+}
+
+#[test]
+fn hostile_ids_are_rejected_before_touching_the_store() {
+    on_every_driver("", |s| {
+        let hostile: Vec<Vec<u8>> = vec![
+            b"../../etc/passwd".to_vec(),
+            vec![b'a'; 63],
+            vec![b'a'; 65],
+            vec![b'A'; 64],
+            [vec![b'a'; 20], vec![0], vec![b'a'; 43]].concat(),
+            vec![],
+            [b"../".to_vec(), vec![b'a'; 61]].concat(),
+            [b"/tmp/".to_vec(), vec![b'a'; 59]].concat(),
+            b"session:*".to_vec(),
+            vec![b'a'; 100_000],
+        ];
+        for id in &hostile {
+            let invalid = SessionError::InvalidArgument;
+            assert_eq!(code(s.get(id)), invalid);
+            assert_eq!(code(s.update(id, b"x")), invalid);
+            assert_eq!(code(s.destroy(id)), invalid);
+            assert_eq!(code(s.touch(id)), invalid);
+            assert_eq!(code(s.ttl(id)), invalid);
+            assert_eq!(code(s.exists(id)), invalid);
+            assert_eq!(code(s.regenerate(id)), invalid);
+        }
+        if let Some(dir) = &s.dir {
+            assert!(files_in(dir).is_empty());
+        }
+        assert_eq!(s.count().unwrap(), 0);
+    });
+}
+
+#[test]
+fn any_bytes_round_trip_and_size_is_limited() {
+    on_every_driver("", |s| {
+        let binary: Vec<u8> = (1..=255u8)
+            .chain(b"\"quoted\" \n\r\t {}".iter().copied())
+            .collect();
+        let id = s.create(&binary).unwrap();
+        assert_eq!(s.get(id.as_bytes()).unwrap(), binary);
+        let mib: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8 | 1).collect();
+        let big = s.create(&mib).unwrap();
+        assert_eq!(s.get(big.as_bytes()).unwrap(), mib);
+        s.update(id.as_bytes(), &mib).unwrap();
+        assert_eq!(s.get(id.as_bytes()).unwrap(), mib);
+        let regenerated = s.regenerate(id.as_bytes()).unwrap();
+        assert_eq!(s.get(regenerated.as_bytes()).unwrap(), mib);
+        let over = vec![b'x'; (1 << 20) + 1];
+        let err = s.create(&over).unwrap_err();
+        assert_eq!(err.code, SessionError::TooLarge);
+        assert!(err.message.contains("max_data_size"), "{}", err.message);
+        assert_eq!(
+            code(s.update(regenerated.as_bytes(), &over)),
+            SessionError::TooLarge
+        );
+        assert_eq!(s.get(regenerated.as_bytes()).unwrap(), mib);
+    });
+}
+
+#[test]
+fn eight_threads_ten_thousand_mixed_operations_each() {
+    on_every_driver(r#", "idle_timeout": 600"#, |s| {
+        let ops = if s.name == "file+fsync" { 1000 } else { 10_000 };
+        std::thread::scope(|scope| {
+            for t in 0..8u32 {
+                scope.spawn(move || {
+                    let mut live: Vec<(SessionId, Vec<u8>)> = Vec::new();
+                    for i in 0..ops {
+                        let data = format!("{{\"thread\":{t},\"op\":{i}}}").into_bytes();
+                        match i % 12 {
+                            0..=2 => {
+                                let id = s.create(&data).unwrap();
+                                live.push((id, data));
+                            }
+                            3..=5 if !live.is_empty() => {
+                                let (id, expect) = &live[i as usize % live.len()];
+                                assert_eq!(&s.get(id.as_bytes()).unwrap(), expect);
+                            }
+                            6..=8 if !live.is_empty() => {
+                                let k = i as usize % live.len();
+                                s.update(live[k].0.as_bytes(), &data).unwrap();
+                                live[k].1 = data;
+                            }
+                            9 if !live.is_empty() => {
+                                let k = i as usize % live.len();
+                                live[k].0 = s.regenerate(live[k].0.as_bytes()).unwrap();
+                            }
+                            10 if !live.is_empty() => {
+                                let k = i as usize % live.len();
+                                s.touch(live[k].0.as_bytes()).unwrap();
+                            }
+                            _ if live.len() > 20 => {
+                                let (id, _) = live.swap_remove(i as usize % live.len());
+                                s.destroy(id.as_bytes()).unwrap();
+                                assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+                            }
+                            _ => {}
+                        }
+                    }
+                    for (id, expect) in &live {
+                        assert_eq!(&s.get(id.as_bytes()).unwrap(), expect, "lost at the end");
+                        s.destroy(id.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(s.count().unwrap(), 0, "{}", s.name);
+        if let Some(dir) = &s.dir {
+            assert!(files_in(dir).is_empty());
+        }
+    });
+}
+
+/// The memory driver's capacity (the others reject `max_sessions`): exact under 8
+/// threads creating at once, regenerate with a grace counts its extra entry, and
+/// ended sessions make room.
+#[test]
+fn memory_max_sessions_holds_under_concurrent_creates() {
+    for _ in 0..50 {
+        let s = open(r#"{"sessions": {"driver": "memory", "max_sessions": 3}}"#);
+        let created = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| match s.create(b"x") {
+                    Ok(_) => {
+                        created.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => assert_eq!(err.code, SessionError::Full, "{}", err.message),
+                });
+            }
+        });
+        assert_eq!(created.into_inner(), 3);
+        assert_eq!(s.count().unwrap(), 3);
+    }
+    let s =
+        open(r#"{"sessions": {"driver": "memory", "max_sessions": 2, "regenerate_grace": 60}}"#);
+    let a = s.create(b"a").unwrap();
+    let b = s.regenerate(a.as_bytes()).unwrap(); // a stays readable: 2 entries
+    assert_eq!(code(s.create(b"c")), SessionError::Full);
+    assert_eq!(code(s.regenerate(b.as_bytes())), SessionError::Full);
+    s.destroy(a.as_bytes()).unwrap();
+    let c = s.create_ttl(b"c", 1).unwrap();
+    assert_eq!(code(s.create(b"d")), SessionError::Full);
+    std::thread::sleep(Duration::from_millis(1100));
+    // c ended: the next create sweeps it away and fits.
+    s.create(b"d").unwrap();
+    assert_eq!(code(s.get(c.as_bytes())), SessionError::NotFound);
+}
