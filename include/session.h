@@ -66,6 +66,11 @@ typedef enum {
    The store holds its `max_sessions` live sessions: no session was created.
    */
   SESSION_ERROR_FULL = 8,
+  /*
+   `session_update_if`: the session changed since it was read (its version is
+   newer). Read it again and retry.
+   */
+  SESSION_ERROR_CONFLICT = 9,
 } session_error;
 
 #ifdef __cplusplus
@@ -219,6 +224,96 @@ long session_count(void);
  `session_id` is NULL or a NUL-terminated string.
  */
 char *session_regenerate(const char *session_id);
+
+/*
+ Returns a copy of the data of session `session_id`, like `session_get`, and
+ stores its version in `*version`. Versions only grow: every change of the data
+ (update, update_if, set_value, delete_value, pop_value, regenerate) makes a
+ greater one; touch and reads do not. Pass the version to `session_update_if`.
+
+ The copy is allocated with `malloc`; release it with `free()`. Returns NULL as
+ `session_get` does, and for a NULL `version` (`SESSION_ERROR_INVALID_ARGUMENT`);
+ `*version` is written only on success. Thread-safe.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string; `version` is NULL or points to
+ writable memory.
+ */
+char *session_get_versioned(const char *session_id, unsigned long long *version);
+
+/*
+ Compare-and-set: replaces the data of session `session_id` with `data` only
+ while its version is still `version` (from `session_get_versioned`), so that
+ concurrent requests never overwrite each other's changes without knowing.
+
+ Returns non-zero when it wrote. Returns 0 with `SESSION_ERROR_CONFLICT` when the
+ session changed since that read: read it again, apply the change again, retry.
+ Otherwise 0 as `session_update` does (missing, read-only, too large, store
+ error). Thread-safe.
+
+ # Safety
+ Each string is NULL or NUL-terminated.
+ */
+int session_update_if(const char *session_id, const char *data, unsigned long long version);
+
+/*
+ The value of top-level member `key` of session `session_id`, whose data must be
+ a JSON object, as JSON text (`42`, `"alice"`, `[1,2]`, ...).
+
+ Returns a `malloc`'d string (release it with `free()`). Returns NULL with
+ `session_last_error_code()` == `SESSION_ERROR_OK` when the session has no such
+ member; NULL with an error code when the session is missing
+ (`SESSION_ERROR_NOT_FOUND`), its data is not a JSON object or the key is NULL
+ (`SESSION_ERROR_INVALID_ARGUMENT`), or the store fails. Moves the idle end like a
+ get. Thread-safe.
+
+ # Safety
+ Each string is NULL or NUL-terminated.
+ */
+char *session_get_value(const char *session_id, const char *key);
+
+/*
+ Sets top-level member `key` of session `session_id` to `json_value` (JSON text:
+ `"42"`, `""alice""`, `"[1,2]"`), adding it after the last member when it is
+ not there. One atomic read-modify-write in the store (files: under the session's
+ lock; memory: under its shard's lock; Redis: compare-and-set, retried), so
+ concurrent changes of other members are never lost. Members it does not touch
+ keep their bytes and their order.
+
+ Returns non-zero on success. Returns 0, leaving the data untouched, when
+ `json_value` is not valid JSON or the data is not a JSON object
+ (`SESSION_ERROR_INVALID_ARGUMENT`), the result is larger than `max_data_size`
+ (`SESSION_ERROR_TOO_LARGE`), the session is missing or read-only
+ (`SESSION_ERROR_NOT_FOUND`), or on a store error. Thread-safe.
+
+ # Safety
+ Each string is NULL or NUL-terminated.
+ */
+int session_set_value(const char *session_id, const char *key, const char *json_value);
+
+/*
+ Removes top-level member `key` of session `session_id`, atomically as
+ `session_set_value`. Returns non-zero on success, also when there was no such
+ member (nothing is written then); 0 on the errors of `session_set_value`.
+ Thread-safe.
+
+ # Safety
+ Each string is NULL or NUL-terminated.
+ */
+int session_delete_value(const char *session_id, const char *key);
+
+/*
+ Reads and removes top-level member `key` of session `session_id` in one atomic
+ step: a flash message is shown once, even when two requests race for it.
+
+ Returns the value as JSON text, `malloc`'d (release it with `free()`). Returns
+ NULL with `SESSION_ERROR_OK` when there was no such member, NULL with an error
+ code on the errors of `session_get_value`. Thread-safe.
+
+ # Safety
+ Each string is NULL or NUL-terminated.
+ */
+char *session_pop_value(const char *session_id, const char *key);
 
 /*
  Generates a session id: 32 bytes from the operating system's CSPRNG as 64
@@ -397,6 +492,69 @@ long session_store_count(const session_store_t *store);
  string.
  */
 char *session_store_regenerate(const session_store_t *store, const char *session_id);
+
+/*
+ `session_get_versioned` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+ string; `version` is NULL or points to writable memory.
+ */
+char *session_store_get_versioned(const session_store_t *store,
+                                  const char *session_id,
+                                  unsigned long long *version);
+
+/*
+ `session_update_if` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+ */
+int session_store_update_if(const session_store_t *store,
+                            const char *session_id,
+                            const char *data,
+                            unsigned long long version);
+
+/*
+ `session_get_value` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+ */
+char *session_store_get_value(const session_store_t *store,
+                              const char *session_id,
+                              const char *key);
+
+/*
+ `session_set_value` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+ */
+int session_store_set_value(const session_store_t *store,
+                            const char *session_id,
+                            const char *key,
+                            const char *json_value);
+
+/*
+ `session_delete_value` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+ */
+int session_store_delete_value(const session_store_t *store,
+                               const char *session_id,
+                               const char *key);
+
+/*
+ `session_pop_value` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+ */
+char *session_store_pop_value(const session_store_t *store,
+                              const char *session_id,
+                              const char *key);
 
 /*
  Frees a string returned by libsession. Equivalent to `free()`, for callers

@@ -30,6 +30,9 @@ pub enum SessionError {
     Internal = 7,
     /// The store holds its `max_sessions` live sessions: no session was created.
     Full = 8,
+    /// `session_update_if`: the session changed since it was read (its version is
+    /// newer). Read it again and retry.
+    Conflict = 9,
 }
 
 impl SessionError {
@@ -44,6 +47,7 @@ impl SessionError {
             5 => SessionError::Timeout,
             6 => SessionError::Config,
             8 => SessionError::Full,
+            9 => SessionError::Conflict,
             _ => SessionError::Internal,
         }
     }

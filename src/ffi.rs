@@ -14,7 +14,7 @@ use crate::global;
 use crate::id::{SessionId, ID_LEN};
 use crate::sessions::Sessions;
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_long, c_ulonglong, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -209,6 +209,60 @@ unsafe fn op_regenerate(s: &Sessions, id: *const c_char) -> Result<*mut c_char> 
     malloc_string(new.as_bytes())
 }
 
+unsafe fn op_get_versioned(
+    s: &Sessions,
+    id: *const c_char,
+    version: *mut c_ulonglong,
+) -> Result<*mut c_char> {
+    if version.is_null() {
+        return Err(Error::invalid("version is NULL"));
+    }
+    let (data, v) = s.get_versioned(c_id(id)?)?;
+    let data = malloc_string(&data)?;
+    *version = v;
+    Ok(data)
+}
+
+unsafe fn op_update_if(
+    s: &Sessions,
+    id: *const c_char,
+    data: *const c_char,
+    version: c_ulonglong,
+) -> Result<c_int> {
+    s.update_if(c_id(id)?, c_bytes(data, "data")?, version)
+        .map(|()| 1)
+}
+
+/// A member's value, or NULL with no error when the member is absent.
+unsafe fn op_get_value(s: &Sessions, id: *const c_char, key: *const c_char) -> Result<*mut c_char> {
+    match s.get_value(c_id(id)?, c_bytes(key, "key")?)? {
+        Some(value) => malloc_string(&value),
+        None => Ok(std::ptr::null_mut()),
+    }
+}
+
+unsafe fn op_set_value(
+    s: &Sessions,
+    id: *const c_char,
+    key: *const c_char,
+    value: *const c_char,
+) -> Result<c_int> {
+    let (id, key) = (c_id(id)?, c_bytes(key, "key")?);
+    s.set_value(id, key, c_bytes(value, "json_value")?)
+        .map(|()| 1)
+}
+
+unsafe fn op_delete_value(s: &Sessions, id: *const c_char, key: *const c_char) -> Result<c_int> {
+    s.delete_value(c_id(id)?, c_bytes(key, "key")?).map(|()| 1)
+}
+
+unsafe fn op_pop_value(s: &Sessions, id: *const c_char, key: *const c_char) -> Result<*mut c_char> {
+    match s.pop_value(c_id(id)?, c_bytes(key, "key")?)? {
+        Some(value) => malloc_string(&value),
+        None => Ok(std::ptr::null_mut()),
+    }
+}
+
 fn op_count(s: &Sessions) -> Result<c_long> {
     s.count().map(c_long_of)
 }
@@ -385,6 +439,134 @@ pub extern "C" fn session_count() -> c_long {
 pub unsafe extern "C" fn session_regenerate(session_id: *const c_char) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
         op_regenerate(&*global::default_store()?, session_id)
+    })
+}
+
+/// Returns a copy of the data of session `session_id`, like `session_get`, and
+/// stores its version in `*version`. Versions only grow: every change of the data
+/// (update, update_if, set_value, delete_value, pop_value, regenerate) makes a
+/// greater one; touch and reads do not. Pass the version to `session_update_if`.
+///
+/// The copy is allocated with `malloc`; release it with `free()`. Returns NULL as
+/// `session_get` does, and for a NULL `version` (`SESSION_ERROR_INVALID_ARGUMENT`);
+/// `*version` is written only on success. Thread-safe.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string; `version` is NULL or points to
+/// writable memory.
+#[no_mangle]
+pub unsafe extern "C" fn session_get_versioned(
+    session_id: *const c_char,
+    version: *mut c_ulonglong,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_get_versioned(&*global::default_store()?, session_id, version)
+    })
+}
+
+/// Compare-and-set: replaces the data of session `session_id` with `data` only
+/// while its version is still `version` (from `session_get_versioned`), so that
+/// concurrent requests never overwrite each other's changes without knowing.
+///
+/// Returns non-zero when it wrote. Returns 0 with `SESSION_ERROR_CONFLICT` when the
+/// session changed since that read: read it again, apply the change again, retry.
+/// Otherwise 0 as `session_update` does (missing, read-only, too large, store
+/// error). Thread-safe.
+///
+/// # Safety
+/// Each string is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_update_if(
+    session_id: *const c_char,
+    data: *const c_char,
+    version: c_ulonglong,
+) -> c_int {
+    boundary(0, || {
+        op_update_if(&*global::default_store()?, session_id, data, version)
+    })
+}
+
+/// The value of top-level member `key` of session `session_id`, whose data must be
+/// a JSON object, as JSON text (`42`, `"alice"`, `[1,2]`, ...).
+///
+/// Returns a `malloc`'d string (release it with `free()`). Returns NULL with
+/// `session_last_error_code()` == `SESSION_ERROR_OK` when the session has no such
+/// member; NULL with an error code when the session is missing
+/// (`SESSION_ERROR_NOT_FOUND`), its data is not a JSON object or the key is NULL
+/// (`SESSION_ERROR_INVALID_ARGUMENT`), or the store fails. Moves the idle end like a
+/// get. Thread-safe.
+///
+/// # Safety
+/// Each string is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_get_value(
+    session_id: *const c_char,
+    key: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_get_value(&*global::default_store()?, session_id, key)
+    })
+}
+
+/// Sets top-level member `key` of session `session_id` to `json_value` (JSON text:
+/// `"42"`, `""alice""`, `"[1,2]"`), adding it after the last member when it is
+/// not there. One atomic read-modify-write in the store (files: under the session's
+/// lock; memory: under its shard's lock; Redis: compare-and-set, retried), so
+/// concurrent changes of other members are never lost. Members it does not touch
+/// keep their bytes and their order.
+///
+/// Returns non-zero on success. Returns 0, leaving the data untouched, when
+/// `json_value` is not valid JSON or the data is not a JSON object
+/// (`SESSION_ERROR_INVALID_ARGUMENT`), the result is larger than `max_data_size`
+/// (`SESSION_ERROR_TOO_LARGE`), the session is missing or read-only
+/// (`SESSION_ERROR_NOT_FOUND`), or on a store error. Thread-safe.
+///
+/// # Safety
+/// Each string is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_set_value(
+    session_id: *const c_char,
+    key: *const c_char,
+    json_value: *const c_char,
+) -> c_int {
+    boundary(0, || {
+        op_set_value(&*global::default_store()?, session_id, key, json_value)
+    })
+}
+
+/// Removes top-level member `key` of session `session_id`, atomically as
+/// `session_set_value`. Returns non-zero on success, also when there was no such
+/// member (nothing is written then); 0 on the errors of `session_set_value`.
+/// Thread-safe.
+///
+/// # Safety
+/// Each string is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_delete_value(
+    session_id: *const c_char,
+    key: *const c_char,
+) -> c_int {
+    boundary(0, || {
+        op_delete_value(&*global::default_store()?, session_id, key)
+    })
+}
+
+/// Reads and removes top-level member `key` of session `session_id` in one atomic
+/// step: a flash message is shown once, even when two requests race for it.
+///
+/// Returns the value as JSON text, `malloc`'d (release it with `free()`). Returns
+/// NULL with `SESSION_ERROR_OK` when there was no such member, NULL with an error
+/// code on the errors of `session_get_value`. Thread-safe.
+///
+/// # Safety
+/// Each string is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_pop_value(
+    session_id: *const c_char,
+    key: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_pop_value(&*global::default_store()?, session_id, key)
     })
 }
 
@@ -641,6 +823,97 @@ pub unsafe extern "C" fn session_store_regenerate(
 ) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
         op_regenerate(store_ref(store)?, session_id)
+    })
+}
+
+/// `session_get_versioned` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or a NUL-terminated
+/// string; `version` is NULL or points to writable memory.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_get_versioned(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    version: *mut c_ulonglong,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_get_versioned(store_ref(store)?, session_id, version)
+    })
+}
+
+/// `session_update_if` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_update_if(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    data: *const c_char,
+    version: c_ulonglong,
+) -> c_int {
+    boundary(0, || {
+        op_update_if(store_ref(store)?, session_id, data, version)
+    })
+}
+
+/// `session_get_value` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_get_value(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    key: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_get_value(store_ref(store)?, session_id, key)
+    })
+}
+
+/// `session_set_value` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_set_value(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    key: *const c_char,
+    json_value: *const c_char,
+) -> c_int {
+    boundary(0, || {
+        op_set_value(store_ref(store)?, session_id, key, json_value)
+    })
+}
+
+/// `session_delete_value` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_delete_value(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    key: *const c_char,
+) -> c_int {
+    boundary(0, || op_delete_value(store_ref(store)?, session_id, key))
+}
+
+/// `session_pop_value` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_pop_value(
+    store: *const SessionStore,
+    session_id: *const c_char,
+    key: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_pop_value(store_ref(store)?, session_id, key)
     })
 }
 

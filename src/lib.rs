@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod id;
+pub mod json_object;
 pub mod sessions;
 pub mod store;
 

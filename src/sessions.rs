@@ -5,7 +5,8 @@
 use crate::config::{Config, StoreConfig};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
-use crate::store::{self, Outcome, Store};
+use crate::json_object;
+use crate::store::{self, Change, Outcome, Store};
 use std::time::Duration;
 
 /// Fresh ids tried before `create` gives up; a collision of 256-bit random ids
@@ -114,6 +115,62 @@ impl Sessions {
         self.written(self.store.update(&id, data)?)
     }
 
+    /// The data of a live session and its version.
+    pub fn get_versioned(&self, id: &[u8]) -> Result<(Vec<u8>, u64)> {
+        let id = SessionId::parse(id)?;
+        self.store.get_versioned(&id)?.ok_or_else(Error::not_found)
+    }
+
+    /// Replaces the data only while the version is `version`; `Conflict` otherwise.
+    pub fn update_if(&self, id: &[u8], data: &[u8], version: u64) -> Result<()> {
+        let id = SessionId::parse(id)?;
+        self.check_size(data)?;
+        self.written(self.store.update_if(&id, data, version)?)
+    }
+
+    /// The value of top-level member `key` of a session whose data is a JSON
+    /// object, as JSON text; `None` when there is no such member.
+    pub fn get_value(&self, id: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = json_key(key)?;
+        let data = self.get(id)?;
+        Ok(json_object::get(&data, key)?.map(<[u8]>::to_vec))
+    }
+
+    /// Sets member `key` to the JSON text `value`, in one atomic step.
+    pub fn set_value(&self, id: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
+        let key = json_key(key)?;
+        json_object::check_value(value)?;
+        self.change(id, &mut |data| {
+            let new = json_object::set(data, key, value)?;
+            self.check_size(&new)?;
+            Ok(Some(new))
+        })
+    }
+
+    /// Removes member `key`, in one atomic step; a missing member is no error.
+    pub fn delete_value(&self, id: &[u8], key: &[u8]) -> Result<()> {
+        self.pop_value(id, key).map(|_| ())
+    }
+
+    /// Reads and removes member `key` in one atomic step (flash messages).
+    pub fn pop_value(&self, id: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = json_key(key)?;
+        let mut popped = None;
+        self.change(id, &mut |data| {
+            popped = None;
+            Ok(json_object::remove(data, key)?.map(|(new, value)| {
+                popped = Some(value);
+                new
+            }))
+        })?;
+        Ok(popped)
+    }
+
+    fn change(&self, id: &[u8], change: &mut Change) -> Result<()> {
+        let id = SessionId::parse(id)?;
+        self.written(self.store.modify(&id, change)?)
+    }
+
     /// Removes a session; a session that is already gone is not an error.
     pub fn destroy(&self, id: &[u8]) -> Result<()> {
         let id = SessionId::parse(id)?;
@@ -186,7 +243,16 @@ impl Sessions {
                     self.name
                 ),
             )),
+            Outcome::Conflict => Err(Error::new(
+                SessionError::Conflict,
+                "session changed since it was read (its version is newer): read it again and retry",
+            )),
             Outcome::Missing | Outcome::Taken => Err(Error::not_found()),
         }
     }
+}
+
+/// A member name from outside: UTF-8 (JSON names are strings).
+fn json_key(key: &[u8]) -> Result<&str> {
+    std::str::from_utf8(key).map_err(|_| Error::invalid("key is not UTF-8"))
 }

@@ -633,3 +633,198 @@ fn memory_max_sessions_holds_under_concurrent_creates() {
     s.create(b"d").unwrap();
     assert_eq!(code(s.get(c.as_bytes())), SessionError::NotFound);
 }
+
+#[test]
+fn versions_only_grow_with_every_change_of_the_data() {
+    on_every_driver(r#", "idle_timeout": 600"#, |s| {
+        let id = s.create(br#"{"a":1}"#).unwrap();
+        let id = id.as_bytes();
+        let version = |s: &Driver| s.get_versioned(id).unwrap().1;
+        let mut last = version(s);
+        let mut grew = |s: &Driver, what: &str| {
+            let now = version(s);
+            assert!(
+                now > last,
+                "{}: {what} did not grow the version ({last} -> {now})",
+                s.name
+            );
+            last = now;
+        };
+        s.update(id, br#"{"a":2}"#).unwrap();
+        grew(s, "update");
+        s.set_value(id, b"b", b"[1]").unwrap();
+        grew(s, "set_value");
+        s.delete_value(id, b"b").unwrap();
+        grew(s, "delete_value");
+        s.set_value(id, b"flash", b"\"saved\"").unwrap();
+        grew(s, "set_value");
+        assert_eq!(s.pop_value(id, b"flash").unwrap().unwrap(), b"\"saved\"");
+        grew(s, "pop_value");
+        // Reads, touch and changes that change nothing leave it alone.
+        let before = version(s);
+        s.get(id).unwrap();
+        s.touch(id).unwrap();
+        s.delete_value(id, b"absent").unwrap();
+        assert_eq!(s.pop_value(id, b"absent").unwrap(), None);
+        assert_eq!(version(s), before, "{}", s.name);
+        let (data, v) = s.get_versioned(id).unwrap();
+        assert_eq!(data, br#"{"a":2}"#);
+        let new = s.regenerate(id).unwrap();
+        let (_, after) = s.get_versioned(new.as_bytes()).unwrap();
+        assert!(after > v, "{}: regenerate did not grow the version", s.name);
+    });
+}
+
+#[test]
+fn update_if_writes_only_the_version_it_read() {
+    on_every_driver("", |s| {
+        let id = s.create(b"one").unwrap();
+        let id = id.as_bytes();
+        let (data, v1) = s.get_versioned(id).unwrap();
+        assert_eq!(data, b"one");
+        s.update_if(id, b"two", v1).unwrap();
+        let (data, v2) = s.get_versioned(id).unwrap();
+        assert_eq!(data, b"two");
+        // A writer that read v1 lost the race: it is told, and writes nothing.
+        let err = s.update_if(id, b"lost", v1).unwrap_err();
+        assert_eq!(
+            err.code,
+            SessionError::Conflict,
+            "{}: {}",
+            s.name,
+            err.message
+        );
+        assert_eq!(s.get(id).unwrap(), b"two");
+        assert_eq!(code(s.update_if(id, b"x", v2 + 5)), SessionError::Conflict);
+        s.update_if(id, b"three", v2).unwrap();
+        s.destroy(id).unwrap();
+        assert_eq!(code(s.update_if(id, b"x", v2 + 1)), SessionError::NotFound);
+        assert_eq!(code(s.get_versioned(id)), SessionError::NotFound);
+        assert_eq!(
+            code(s.update_if(b"../x", b"x", 1)),
+            SessionError::InvalidArgument
+        );
+    });
+}
+
+#[test]
+fn per_key_values_change_one_member_and_keep_the_rest_byte_for_byte() {
+    on_every_driver(r#", "regenerate_grace": 60"#, |s| {
+        let doc = br#"{ "user_id" : 42,  "cart":[1, 2], "name": "Zo\u00eb" }"#;
+        let id = s.create(doc).unwrap();
+        let id = id.as_bytes();
+        assert_eq!(s.get_value(id, b"cart").unwrap().unwrap(), b"[1, 2]");
+        assert_eq!(s.get_value(id, b"absent").unwrap(), None);
+        s.set_value(id, b"cart", b"[3]").unwrap();
+        s.set_value(id, b"role", b" \"admin\" ").unwrap();
+        assert_eq!(
+            s.get(id).unwrap(),
+            br#"{ "user_id" : 42,  "cart":[3], "name": "Zo\u00eb","role":"admin" }"#
+        );
+        s.delete_value(id, b"user_id").unwrap();
+        s.delete_value(id, b"absent").unwrap();
+        assert_eq!(s.pop_value(id, b"role").unwrap().unwrap(), b"\"admin\"");
+        assert_eq!(s.pop_value(id, b"role").unwrap(), None);
+        assert_eq!(s.get(id).unwrap(), br#"{ "cart":[3], "name": "Zo\u00eb" }"#);
+
+        // Errors leave the data as it was.
+        let before = s.get_versioned(id).unwrap();
+        for bad in [&b"{"[..], b"", b"[1,]", b"undefined", b"'x'"] {
+            assert_eq!(
+                code(s.set_value(id, b"k", bad)),
+                SessionError::InvalidArgument
+            );
+        }
+        assert_eq!(
+            code(s.set_value(id, b"\xff", b"1")),
+            SessionError::InvalidArgument
+        );
+        let big = format!("\"{}\"", "x".repeat(1 << 20));
+        assert_eq!(
+            code(s.set_value(id, b"big", big.as_bytes())),
+            SessionError::TooLarge
+        );
+        assert_eq!(s.get_versioned(id).unwrap(), before, "{}", s.name);
+        let list = s.create(b"[1,2,3]").unwrap();
+        let list = list.as_bytes();
+        for err in [
+            code(s.get_value(list, b"a")),
+            code(s.set_value(list, b"a", b"1")),
+            code(s.delete_value(list, b"a")),
+            code(s.pop_value(list, b"a")),
+        ] {
+            assert_eq!(err, SessionError::InvalidArgument, "{}", s.name);
+        }
+        assert_eq!(s.get(list).unwrap(), b"[1,2,3]");
+        // A missing session, and the read-only old id of a regenerated one.
+        let new = s.regenerate(id).unwrap();
+        assert_eq!(s.get_value(id, b"cart").unwrap().unwrap(), b"[3]");
+        assert_eq!(
+            code(s.set_value(id, b"cart", b"[4]")),
+            SessionError::NotFound
+        );
+        assert_eq!(code(s.pop_value(id, b"cart")), SessionError::NotFound);
+        s.set_value(new.as_bytes(), b"cart", b"[4]").unwrap();
+        s.destroy(new.as_bytes()).unwrap();
+        assert_eq!(
+            code(s.set_value(new.as_bytes(), b"a", b"1")),
+            SessionError::NotFound
+        );
+        assert_eq!(
+            code(s.get_value(new.as_bytes(), b"a")),
+            SessionError::NotFound
+        );
+    });
+}
+
+#[test]
+fn concurrent_set_values_and_compare_and_set_lose_no_update() {
+    on_every_driver("", |s| {
+        // 8 threads each set 200 distinct keys of one session.
+        let id = s.create(b"{}").unwrap();
+        let id = id.as_bytes();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                scope.spawn(move || {
+                    for k in 0..200 {
+                        s.set_value(
+                            id,
+                            format!("t{t}k{k}").as_bytes(),
+                            format!("{k}").as_bytes(),
+                        )
+                        .unwrap_or_else(|e| panic!("{}: {}", s.name, e.message));
+                    }
+                });
+            }
+        });
+        let data: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&s.get(id).unwrap()).unwrap();
+        assert_eq!(data.len(), 1600, "{}: lost set_values", s.name);
+        // 8 threads increment a counter with get_versioned / update_if.
+        let counter = s.create(b"0").unwrap();
+        let counter = counter.as_bytes();
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(move || {
+                    for _ in 0..250 {
+                        loop {
+                            let (data, v) = s.get_versioned(counter).unwrap();
+                            let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+                            match s.update_if(counter, (n + 1).to_string().as_bytes(), v) {
+                                Ok(()) => break,
+                                Err(e) if e.code == SessionError::Conflict => continue,
+                                Err(e) => panic!("{}: {}", s.name, e.message),
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            s.get(counter).unwrap(),
+            b"2000",
+            "{}: lost increments",
+            s.name
+        );
+    });
+}

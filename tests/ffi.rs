@@ -63,6 +63,34 @@ fn null_arguments_give_null_or_zero_and_a_message() {
                 "session_destroy(NULL)",
                 Box::new(|| session_destroy(null()) == 0),
             ),
+            (
+                "session_get_value(id, NULL)",
+                Box::new(|| session_get_value(id.as_ptr(), null()).is_null()),
+            ),
+            (
+                "session_set_value(id, key, NULL)",
+                Box::new(|| session_set_value(id.as_ptr(), data.as_ptr(), null()) == 0),
+            ),
+            (
+                "session_set_value(id, NULL, value)",
+                Box::new(|| session_set_value(id.as_ptr(), null(), data.as_ptr()) == 0),
+            ),
+            (
+                "session_delete_value(NULL, key)",
+                Box::new(|| session_delete_value(null(), data.as_ptr()) == 0),
+            ),
+            (
+                "session_pop_value(id, NULL)",
+                Box::new(|| session_pop_value(id.as_ptr(), null()).is_null()),
+            ),
+            (
+                "session_get_versioned(id, NULL)",
+                Box::new(|| session_get_versioned(id.as_ptr(), std::ptr::null_mut()).is_null()),
+            ),
+            (
+                "session_update_if(id, NULL, 1)",
+                Box::new(|| session_update_if(id.as_ptr(), null(), 1) == 0),
+            ),
             ("session_init(NULL)", Box::new(|| session_init(null()) == 0)),
             (
                 "session_init_json(NULL)",

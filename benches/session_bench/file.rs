@@ -11,11 +11,12 @@ use crate::report::{Floor, Report, Row};
 use crate::stats::{run_rounds, two, Stat};
 use crate::Params;
 use session::ffi::{
-    session_count, session_create, session_destroy, session_get, session_last_error,
-    session_regenerate, session_remove_expired, session_remove_expired_count, session_shutdown,
-    session_store_get, session_store_remove_expired, session_update,
+    session_count, session_create, session_destroy, session_get, session_get_versioned,
+    session_last_error, session_regenerate, session_remove_expired, session_remove_expired_count,
+    session_set_value, session_shutdown, session_store_get, session_store_remove_expired,
+    session_update, session_update_if,
 };
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -204,6 +205,14 @@ pub fn phase_one(
         }
     });
 
+    if n == p.small {
+        progress(
+            start,
+            &format!("file driver, set_value/update_if with {n} stored"),
+        );
+        value_ops(p, n, &ids, &upd, &dir, &upd_files, &fbuf, rng, rep);
+    }
+
     // regenerate vs its system calls on a floor file of the same size, renamed to a
     // fresh name each time (a rename frees no inode: it belongs before the deletes).
     progress(start, &format!("file driver, regenerate with {n} stored"));
@@ -263,6 +272,95 @@ pub fn phase_one(
         get: Some(two(get)),
         update: Some(two(update)),
         regenerate: Some(two(regenerate)),
+    }
+}
+
+/// The JSON member set_value changes (a member of `json_data`) and its two values,
+/// as long as each other, so the session stays 200 bytes.
+pub const VALUE_KEY: &CStr = c"theme";
+pub const VALUES: [&CStr; 2] = [c"\"dark\"", c"\"noir\""];
+
+/// set_value (one member of the 200-byte JSON object to a small value) and
+/// update_if (its version from an untimed session_get_versioned just before), with
+/// our update and the in-place floor of the update rows in the same rounds,
+/// interleaved call by call. Targets: against our update of the same rounds
+/// (set_value reads the data under the lock, then writes as update does).
+#[allow(clippy::too_many_arguments)]
+fn value_ops(
+    p: &Params,
+    n: usize,
+    ids: &[CString],
+    upd: &[CString; 2],
+    dir: &Dir,
+    upd_files: &[Name],
+    fbuf: &[u8],
+    rng: &mut Rng,
+    rep: &mut Report,
+) {
+    let stats = run_rounds(p, 4, |k, g| match k {
+        0 => {
+            let id = ids[rng.below(ids.len())].as_ptr();
+            let v = VALUES[g & 1].as_ptr();
+            let mut ok = 0;
+            // SAFETY: valid strings.
+            let ns = timed(|| ok = unsafe { session_set_value(id, VALUE_KEY.as_ptr(), v) });
+            assert!(ok != 0, "session_set_value: {}", last_error());
+            ns
+        }
+        1 => {
+            let id = ids[rng.below(ids.len())].as_ptr();
+            let mut version = 0;
+            // SAFETY: valid string, writable version.
+            let out = unsafe { session_get_versioned(id, &mut version) };
+            assert!(!out.is_null(), "session_get_versioned: {}", last_error());
+            // SAFETY: malloc'd by libsession, ours to free.
+            unsafe { libc::free(out.cast()) };
+            let d = upd[g & 1].as_ptr();
+            let mut ok = 0;
+            // SAFETY: valid strings.
+            let ns = timed(|| ok = unsafe { session_update_if(id, d, version) });
+            assert!(ok != 0, "session_update_if: {}", last_error());
+            ns
+        }
+        2 => {
+            let id = ids[rng.below(ids.len())].as_ptr();
+            let mut ok = 0;
+            // SAFETY: valid strings.
+            let ns = timed(|| ok = unsafe { session_update(id, upd[g & 1].as_ptr()) });
+            assert!(ok != 0, "session_update: {}", last_error());
+            ns
+        }
+        _ => {
+            let f = &upd_files[rng.below(upd_files.len())];
+            timed(|| dir.pwrite_in_place(cname(f), fbuf))
+        }
+    });
+    let mut it = stats.into_iter();
+    let (set_value, update_if, update, pwrite) = (
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+    );
+    for (op, stat, target) in [("set_value", set_value, 1.5), ("update_if", update_if, 1.2)] {
+        rep.rows.push(Row {
+            driver: "file",
+            stored: n,
+            op,
+            stat,
+            floors: vec![
+                Floor {
+                    label: "open+pwrite+close (in place)",
+                    stat: pwrite.clone(),
+                    target: None,
+                },
+                Floor {
+                    label: "our update (same rounds)",
+                    stat: update.clone(),
+                    target: Some(target),
+                },
+            ],
+        });
     }
 }
 

@@ -45,11 +45,15 @@
 //!      (`set_topdir`, `fresh_root`), against deletes by others (test suites in /tmp,
 //!      a previous run's cleanup); and no create that is measured (or populates a
 //!      store) runs after a delete of this run:
-//!   1. memory driver: create, get, update, regenerate (beside a std HashMap remove +
-//!      insert), destroy at 1,000 and 100,000; count and remove_expired at 100,000;
+//!   1. memory driver: create, get, update with set_value and update_if interleaved
+//!      (shown beside that update), regenerate (beside a std HashMap remove + insert),
+//!      destroy at 1,000 and 100,000; count and remove_expired at 100,000;
 //!   2. file driver, 1,000 stored: populate; get; update (vs in-place floor);
-//!      regenerate (vs its syscalls: open + flock + pread header + pwrite descriptor +
-//!      futimens + renameat2 + close; a rename frees no inode); create;
+//!      set_value (one member of the 200-byte JSON object) and update_if (version
+//!      from an untimed get_versioned), interleaved with our update and the in-place
+//!      floor, judged against that update; regenerate (vs its syscalls: open +
+//!      flock + pread header + pwrite descriptor + futimens + renameat2 + close; a
+//!      rename frees no inode); create;
 //!   3. file driver, 100,000 stored: populate; remove_expired with nothing expired and
 //!      count, each vs readdir + fstatat of every entry; get; update; regenerate; create;
 //!   4. file driver with idle_timeout 3600, 1,000 and 100,000 stored: get vs the same
@@ -74,7 +78,7 @@
 //!      destroy sessions in one directory while this process calls remove_expired, a
 //!      plain readdir and readdir + fstatat in turn for ~10 s;
 //!  10. Redis driver against `redis-benchmark` and bare SCAN round trips (see
-//!      redis_driver.rs);
+//!      redis_driver.rs); with 1 thread also set_value and update_if;
 //!  11. cleanup (unlinks everything left; at the very end).
 //!
 //! If every candidate directory is slow, the notes say so (WARNING): absolute create

@@ -1,18 +1,22 @@
 //! The memory driver (phase 1): create, get, update, regenerate and destroy at the
 //! small and the large store size, count and remove_expired over the large one.
 //! No floor but for regenerate (a std `HashMap` remove + insert of the same entry
-//! under a new key, the map as large as the store): for information.
+//! under a new key, the map as large as the store): for information. set_value and
+//! update_if (version from an untimed get_versioned) run interleaved with update, in
+//! the same rounds, and are shown beside it (information).
 
 use crate::common::{
     init, json_data, last_error, memory_config, ms, populate, progress, take_id, take_id_of,
     thousands, timed, Rng,
 };
+use crate::file::{VALUES, VALUE_KEY};
 use crate::report::{Floor, Report, Row};
 use crate::stats::{run_rounds, two};
 use crate::Params;
 use session::ffi::{
-    session_count, session_create, session_destroy, session_get, session_last_error,
-    session_regenerate, session_remove_expired, session_shutdown, session_update,
+    session_count, session_create, session_destroy, session_get, session_get_versioned,
+    session_last_error, session_regenerate, session_remove_expired, session_set_value,
+    session_shutdown, session_update, session_update_if,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -56,14 +60,41 @@ pub fn scenario(p: &Params, n: usize, rng: &mut Rng, rep: &mut Report, start: In
         unsafe { libc::free(out.cast()) };
         ns
     });
-    let update = run_rounds(p, 1, |_, g| {
-        let id = &ids[rng.below(ids.len())];
+    // update, set_value and update_if, interleaved call by call.
+    let mut value_ops = run_rounds(p, 3, |k, g| {
+        let id = ids[rng.below(ids.len())].as_ptr();
+        let d = upd[g & 1].as_ptr();
         let mut ok = 0;
-        // SAFETY: valid strings.
-        let ns = timed(|| ok = unsafe { session_update(id.as_ptr(), upd[g & 1].as_ptr()) });
-        assert!(ok != 0, "session_update: {}", last_error());
+        let ns = match k {
+            // SAFETY: valid strings.
+            0 => timed(|| ok = unsafe { session_update(id, d) }),
+            1 => {
+                let (key, v) = (VALUE_KEY.as_ptr(), VALUES[g & 1].as_ptr());
+                // SAFETY: valid strings.
+                timed(|| ok = unsafe { session_set_value(id, key, v) })
+            }
+            _ => {
+                let mut version = 0;
+                // SAFETY: valid string, writable version.
+                let out = unsafe { session_get_versioned(id, &mut version) };
+                assert!(!out.is_null(), "session_get_versioned: {}", last_error());
+                // SAFETY: malloc'd by libsession, ours to free.
+                unsafe { libc::free(out.cast()) };
+                // SAFETY: valid strings.
+                timed(|| ok = unsafe { session_update_if(id, d, version) })
+            }
+        };
+        assert!(
+            ok != 0,
+            "memory {}: {}",
+            ["update", "set_value", "update_if"][k],
+            last_error()
+        );
         ns
     });
+    let update_if = value_ops.pop().unwrap();
+    let set_value = value_ops.pop().unwrap();
+    let update = value_ops;
 
     // regenerate vs a HashMap as large as the store: remove the entry, insert it
     // under a new key (the new key is made outside the timed region).
@@ -131,6 +162,20 @@ pub fn scenario(p: &Params, n: usize, rng: &mut Rng, rep: &mut Report, start: In
             op,
             stat,
             floors: vec![],
+        });
+    }
+    let update_stat = rep.find("memory", n, "update").unwrap().stat.clone();
+    for (op, stat) in [("set_value", set_value), ("update_if", update_if)] {
+        rep.rows.push(Row {
+            driver: "memory",
+            stored: n,
+            op,
+            stat,
+            floors: vec![Floor {
+                label: "our update (same rounds)",
+                stat: update_stat.clone(),
+                target: None,
+            }],
         });
     }
     rep.rows.push(Row {

@@ -71,6 +71,8 @@ fn op_rank(op: &str) -> usize {
         "get idle",
         "get refresh",
         "update",
+        "set_value",
+        "update_if",
         "regenerate",
         "destroy",
     ]

@@ -47,7 +47,7 @@ use crate::config::{wrong_type, Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::{SessionId, ID_LEN};
 use format::{descriptors, free_offset, newest_version, Descriptor, DESC_LEN, HEADER_LEN};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -55,7 +55,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The keys of `sessions` the file driver owns.
 pub const KEYS: &[&str] = &["storage_name", "fsync", "lock_timeout_ms"];
@@ -78,6 +78,8 @@ const NEAR_END: Duration = Duration::from_secs(10);
 /// (a directory renamed away and replaced is picked up within this time; a deleted
 /// one at once, by the first file that is not found).
 pub const DIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// In-process lock stripes of the writers (see [`FileStore::lock_writer`]).
+const STRIPES: usize = 64;
 /// First read of a session file; larger files take a second read.
 const FIRST_READ: usize = 16 * 1024;
 /// No session file is read beyond this: 4 times the largest `max_data_size`.
@@ -176,6 +178,8 @@ pub struct FileStore {
     fsync: bool,
     lock_timeout: Duration,
     expiry: Expiry,
+    /// Writers of one session in this process queue on its stripe.
+    stripes: Box<[Mutex<()>]>,
 }
 
 /// What a re-check of the directory found.
@@ -237,6 +241,7 @@ impl FileStore {
             fsync: config.fsync,
             lock_timeout: config.lock_timeout,
             expiry,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         };
         store.open_dir()?;
         Ok(store)
@@ -370,18 +375,41 @@ impl FileStore {
     }
 
     fn lock(&self, file: &File, op: libc::c_int) -> Result<()> {
-        match sys::lock(file, op, self.lock_timeout) {
+        self.lock_within(file, op, self.lock_timeout)
+    }
+
+    fn lock_within(&self, file: &File, op: libc::c_int, wait: Duration) -> Result<()> {
+        match sys::lock(file, op, wait) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::new(
-                SessionError::Timeout,
-                format!(
-                    "session directory {}: a session file stayed locked by another thread or process: no answer within {} ms (lock_timeout_ms)",
-                    self.path.display(),
-                    self.lock_timeout.as_millis()
-                ),
-            )),
+            Ok(false) => Err(self.lock_timed_out()),
             Err(err) => Err(self.fail("cannot lock a session file", err)),
         }
+    }
+
+    fn lock_timed_out(&self) -> Error {
+        Error::new(
+            SessionError::Timeout,
+            format!(
+                "session directory {}: a session file stayed locked by another thread or process: no answer within {} ms (lock_timeout_ms)",
+                self.path.display(),
+                self.lock_timeout.as_millis()
+            ),
+        )
+    }
+
+    /// The exclusive lock of a session for a writer: first the in-process stripe
+    /// of its id (threads of this process queue fairly there, instead of polling
+    /// `flock` against each other), then the file's `flock` (other processes),
+    /// within `lock_timeout_ms` in all.
+    fn lock_writer(&self, id: &SessionId, file: &File) -> Result<MutexGuard<'_, ()>> {
+        let started = Instant::now();
+        let stripe = &self.stripes[(format::tag(id) % STRIPES as u64) as usize];
+        let guard = stripe
+            .try_lock_for(self.lock_timeout)
+            .ok_or_else(|| self.lock_timed_out())?;
+        let left = self.lock_timeout.saturating_sub(started.elapsed());
+        self.lock_within(file, libc::LOCK_EX, left)?;
+        Ok(guard)
     }
 
     fn sync_dir(&self) -> Result<()> {
@@ -440,7 +468,7 @@ impl FileStore {
         let Some(file) = self.open_existing(id, libc::O_RDWR)? else {
             return Ok(Outcome::Missing);
         };
-        self.lock(&file, libc::LOCK_EX)?;
+        let _stripe = self.lock_writer(id, &file)?;
         // Under the exclusive lock a valid descriptor's data is complete: writers
         // write the data before the descriptor that names it.
         let header = self.read_header(&file)?;
@@ -563,7 +591,7 @@ impl FileStore {
 
     /// A get; with `may_recover`, a file left by an interrupted regenerate is given
     /// back to `id` first.
-    fn read(&self, id: &SessionId, may_recover: bool) -> Result<Option<Vec<u8>>> {
+    fn read(&self, id: &SessionId, may_recover: bool) -> Result<Option<(Vec<u8>, u64)>> {
         let Some(file) = self.open_existing(id, libc::O_RDONLY)? else {
             return Ok(None);
         };
@@ -592,7 +620,7 @@ impl FileStore {
                     if refresh {
                         self.refresh_after_read(id)?;
                     }
-                    return Ok(Some(data));
+                    return Ok(Some((data, desc.version)));
                 }
                 // Renamed to another id by a regenerate: wait for it under the lock.
                 Some(_) if !locked => attempt = OPTIMISTIC_READS,
@@ -687,6 +715,36 @@ impl FileStore {
         Ok(Outcome::Applied)
     }
 
+    /// Writes `data` as the next version of a file whose live version is `live` (in
+    /// `slot`), under the exclusive lock: the data where it overlaps nothing `live`
+    /// names, then the other descriptor, with the next version and the idle end
+    /// moved.
+    fn write_data(
+        &self,
+        file: &File,
+        slot: usize,
+        live: Descriptor,
+        now: u64,
+        data: &[u8],
+    ) -> Result<Outcome> {
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
+        let off = free_offset(&live, len);
+        let desc = Descriptor {
+            len,
+            seq: live.seq + 1,
+            version: live.version + 1,
+            idle_ns: self.expiry.idle_end(now, live.absolute_ns),
+            off,
+            data_crc: crc32fast::hash(data),
+            ..live
+        };
+        sys::pwrite_all(file, data, off)
+            .map_err(|err| self.fail("cannot write a session file", err))?;
+        self.write_descriptor(file, slot, &desc)?;
+        Ok(Outcome::Applied)
+    }
+
     /// Writes the first version of a new file: header and data in one `pwritev`.
     fn write_new(&self, file: &File, desc: &Descriptor, data: &[u8]) -> Result<()> {
         let mut header = [0u8; HEADER_LEN];
@@ -776,30 +834,50 @@ impl Store for FileStore {
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        Ok(self.read(id, true)?.map(|(data, _)| data))
+    }
+
+    fn get_versioned(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
         self.read(id, true)
     }
 
-    fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
+    fn update_if(&self, id: &SessionId, data: &[u8], version: u64) -> Result<Outcome> {
         self.with_live(id, |file, slot, live, now| {
             if live.read_only() {
                 return Ok(Outcome::ReadOnly);
             }
-            let off = free_offset(&live, len);
-            let desc = Descriptor {
-                len,
-                seq: live.seq + 1,
-                version: live.version + 1,
-                idle_ns: self.expiry.idle_end(now, live.absolute_ns),
-                off,
-                data_crc: crc32fast::hash(data),
-                ..live
+            if live.version != version {
+                return Ok(Outcome::Conflict);
+            }
+            self.write_data(file, slot, live, now, data)
+        })
+    }
+
+    fn modify(&self, id: &SessionId, change: &mut super::Change) -> Result<Outcome> {
+        self.with_live(id, |file, slot, live, now| {
+            if live.read_only() {
+                return Ok(Outcome::ReadOnly);
+            }
+            // Under the exclusive lock: the newest version whose data checks out
+            // (an older one if the newest is damaged).
+            let mut buf = Vec::new();
+            self.read_file(file, &mut buf)?;
+            let Some((_, current)) = newest_version(&buf, true) else {
+                return Ok(Outcome::Missing);
             };
-            sys::pwrite_all(file, data, off)
-                .map_err(|err| self.fail("cannot write a session file", err))?;
-            self.write_descriptor(file, slot, &desc)?;
-            Ok(Outcome::Applied)
+            match change(current)? {
+                Some(new) => self.write_data(file, slot, live, now, &new),
+                None => Ok(Outcome::Applied),
+            }
+        })
+    }
+
+    fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
+        self.with_live(id, |file, slot, live, now| {
+            if live.read_only() {
+                return Ok(Outcome::ReadOnly);
+            }
+            self.write_data(file, slot, live, now, data)
         })
     }
 

@@ -190,32 +190,44 @@ impl Store for MemoryStore {
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        Ok(self.read(id)?.map(|(data, _)| data))
+    }
+
+    fn get_versioned(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
+        self.read(id)
+    }
+
+    fn update_if(&self, id: &SessionId, data: &[u8], version: u64) -> Result<Outcome> {
         let now = now_ns();
-        let refresh = {
-            let shard = self.shard(id).read();
-            let Some(entry) = shard.get(id).filter(|e| e.live(now)) else {
-                return Ok(None);
-            };
-            let refresh = if entry.read_only {
-                None
-            } else {
-                self.expiry
-                    .refresh_on_read(now, entry.absolute_ns, entry.idle_ns)
-            };
-            if refresh.is_none() {
-                return Ok(Some(entry.data.to_vec()));
-            }
-            refresh
-        };
-        // Rarely (once per 1% of idle_timeout): move the idle end under the write lock.
         let mut shard = self.shard(id).write();
-        let Some(entry) = shard.get_mut(id).filter(|e| e.live(now)) else {
-            return Ok(None);
-        };
-        if let Some(idle_ns) = refresh {
-            entry.idle_ns = entry.idle_ns.max(idle_ns);
+        match shard.get_mut(id) {
+            Some(entry) if entry.live(now) && entry.read_only => Ok(Outcome::ReadOnly),
+            Some(entry) if entry.live(now) && entry.version != version => Ok(Outcome::Conflict),
+            Some(entry) if entry.live(now) => {
+                entry.data = data.into();
+                entry.version += 1;
+                entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
+                Ok(Outcome::Applied)
+            }
+            _ => Ok(Outcome::Missing),
         }
-        Ok(Some(entry.data.to_vec()))
+    }
+
+    fn modify(&self, id: &SessionId, change: &mut super::Change) -> Result<Outcome> {
+        let now = now_ns();
+        let mut shard = self.shard(id).write();
+        match shard.get_mut(id) {
+            Some(entry) if entry.live(now) && entry.read_only => Ok(Outcome::ReadOnly),
+            Some(entry) if entry.live(now) => {
+                if let Some(new) = change(&entry.data)? {
+                    entry.data = new.into();
+                    entry.version += 1;
+                    entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
+                }
+                Ok(Outcome::Applied)
+            }
+            _ => Ok(Outcome::Missing),
+        }
     }
 
     fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
@@ -300,6 +312,36 @@ impl Store for MemoryStore {
 }
 
 impl MemoryStore {
+    /// A get, with the version.
+    fn read(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
+        let now = now_ns();
+        let refresh = {
+            let shard = self.shard(id).read();
+            let Some(entry) = shard.get(id).filter(|e| e.live(now)) else {
+                return Ok(None);
+            };
+            let refresh = if entry.read_only {
+                None
+            } else {
+                self.expiry
+                    .refresh_on_read(now, entry.absolute_ns, entry.idle_ns)
+            };
+            if refresh.is_none() {
+                return Ok(Some((entry.data.to_vec(), entry.version)));
+            }
+            refresh
+        };
+        // Rarely (once per 1% of idle_timeout): move the idle end under the write lock.
+        let mut shard = self.shard(id).write();
+        let Some(entry) = shard.get_mut(id).filter(|e| e.live(now)) else {
+            return Ok(None);
+        };
+        if let Some(idle_ns) = refresh {
+            entry.idle_ns = entry.idle_ns.max(idle_ns);
+        }
+        Ok(Some((entry.data.to_vec(), entry.version)))
+    }
+
     /// A regenerate with the shards of both ids locked (`new_shard` is `None` when
     /// both ids share `old_shard`).
     fn regenerate_locked(

@@ -10,9 +10,9 @@
 //! one line in [`DRIVERS`], [`DriverConfig`] and [`open`].
 
 use crate::config::{Root, Section};
-use crate::error::Result;
+use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod file;
 pub mod memory;
@@ -32,7 +32,18 @@ pub enum Outcome {
     Taken,
     /// Create: the store holds `max_sessions` live sessions.
     Full,
+    /// A conditional update: the session's version is no longer the one expected.
+    Conflict,
 }
+
+/// A change of a session's data inside one atomic read-modify-write: given the
+/// current data, the new data (`None`: leave it as it is), or an error that leaves
+/// it untouched. It may be called more than once (optimistic stores retry).
+pub type Change<'a> = dyn FnMut(&[u8]) -> Result<Option<Vec<u8>>> + 'a;
+
+/// How long an optimistic read-modify-write keeps retrying against concurrent
+/// writers of the same session before it reports a timeout.
+pub const OPTIMISTIC_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The expiry rules a store applies, from the store's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +93,49 @@ pub trait Store: Send + Sync {
     /// for the old id of a regenerated session.
     fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome>;
 
+    /// The data of a live session and its version, like [`Store::get`]. Versions
+    /// only grow: every change of the data (update, per-key changes, regenerate)
+    /// makes a greater one; touch does not.
+    fn get_versioned(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>>;
+
+    /// Like [`Store::update`], but only while the session's version is `version`:
+    /// `Conflict` otherwise, and nothing is written.
+    fn update_if(&self, id: &SessionId, data: &[u8], version: u64) -> Result<Outcome>;
+
+    /// One atomic read-modify-write of a live session's data (moving its idle end
+    /// when it writes). `Missing` or `ReadOnly` as for [`Store::update`]; an error
+    /// of `change` leaves the data untouched. The default is optimistic (read with
+    /// the version, write with [`Store::update_if`], retry on `Conflict`); stores
+    /// with a lock override it.
+    fn modify(&self, id: &SessionId, change: &mut Change) -> Result<Outcome> {
+        let deadline = Instant::now() + OPTIMISTIC_DEADLINE;
+        let mut conflicts = 0u32;
+        loop {
+            let Some((data, version)) = self.get_versioned(id)? else {
+                return Ok(Outcome::Missing);
+            };
+            let Some(new) = change(&data)? else {
+                return Ok(Outcome::Applied);
+            };
+            match self.update_if(id, &new, version)? {
+                Outcome::Conflict if Instant::now() < deadline => {
+                    conflicts += 1;
+                    backoff(conflicts);
+                }
+                Outcome::Conflict => {
+                    return Err(Error::new(
+                        SessionError::Timeout,
+                        format!(
+                            "session changed by other writers on every one of {conflicts} tries: no answer within {} ms",
+                            OPTIMISTIC_DEADLINE.as_millis()
+                        ),
+                    ))
+                }
+                outcome => return Ok(outcome),
+            }
+        }
+    }
+
     /// Removes a session; removing a missing one succeeds.
     fn destroy(&self, id: &SessionId) -> Result<()>;
 
@@ -113,6 +167,21 @@ pub trait Store: Send + Sync {
     fn remove_expired(&self) -> Result<usize>;
 }
 
+/// A pause after the `n`th conflict of an optimistic write: none at first, then a
+/// random wait up to a bound that grows to 1 ms, so that writers of one session stop
+/// colliding in lock step.
+fn backoff(n: u32) {
+    if n < 2 {
+        return;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let bound = (20u64 << n.min(6)).min(1000);
+    std::thread::sleep(Duration::from_micros(random % bound));
+}
+
 /// The settings of each driver, parsed by the driver's own module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverConfig {
@@ -135,7 +204,7 @@ pub fn parse(driver: &str, section: &Section, root: &Root) -> Result<DriverConfi
         "storage" | "filesystem" | "file" => Ok(DriverConfig::File(file::parse(section, root)?)),
         "memory" => Ok(DriverConfig::Memory(memory::parse(section)?)),
         "redis" => Ok(DriverConfig::Redis(redis::parse(section, root)?)),
-        other => Err(crate::error::Error::config(format!(
+        other => Err(Error::config(format!(
             "{} {other:?} is not a known driver; use \"storage\" (files), \"memory\" or \"redis\"",
             section.key_path("driver")
         ))),

@@ -529,11 +529,13 @@ redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1";
 
-/// ARGV: data, now (ms), idle timeout (ms, 0: none). 1 done, 0 missing, -1 read-only.
+/// ARGV: data, now (ms), idle timeout (ms, 0: none), expected version ("": any).
+/// 1 done, 0 missing, -1 read-only, -3 another version.
 const UPDATE: &str = r"
-local f = redis.call('HMGET', KEYS[1], 'a', 'r')
+local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v')
 if not f[1] then return 0 end
 if f[2] then return -1 end
+if ARGV[4] ~= '' and f[3] ~= ARGV[4] then return -3 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 local idle = tonumber(ARGV[3])
@@ -626,6 +628,60 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The data and version of a session in one round trip (`HMGET` and `PTTL`,
+    /// pipelined), moving the idle end when a read should.
+    fn read(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
+        let key = self.key(id);
+        type Fields = (Option<Vec<u8>>, Option<u64>, Option<i64>, Option<u64>);
+        let ((data, absolute_ms, read_only, version), pttl): (Fields, i64) =
+            self.run("HMGET", |c| {
+                redis::pipe()
+                    .cmd("HMGET")
+                    .arg(&key)
+                    .arg("d")
+                    .arg("a")
+                    .arg("r")
+                    .arg("v")
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query(c)
+            })?;
+        let (Some(data), Some(absolute_ms)) = (data, absolute_ms) else {
+            return Ok(None);
+        };
+        if self.expiry.idle_timeout.is_some() && read_only.is_none() && pttl > 0 {
+            let now = now_ns();
+            let end_ns = now.saturating_add(pttl as u64 * 1_000_000);
+            self.refresh_after_read(&key, absolute_ms.saturating_mul(1_000_000), end_ns, now)?;
+        }
+        Ok(Some((data, version.unwrap_or(0))))
+    }
+
+    /// Replaces the data (with `expected`, only while the version is that one).
+    fn write(&self, id: &SessionId, data: &[u8], expected: Option<u64>) -> Result<Outcome> {
+        let key = self.key(id);
+        let idle_ms = self.idle_ms();
+        let now = now_ns();
+        let expected = expected.map(|v| v.to_string()).unwrap_or_default();
+        let done = self.run("update script", |c| {
+            SCRIPTS[1]
+                .key(&key)
+                .arg(data)
+                .arg(ms(now))
+                .arg(idle_ms)
+                .arg(&expected)
+                .invoke::<i64>(c)
+        })?;
+        Ok(match done {
+            1 => Outcome::Applied,
+            -1 => Outcome::ReadOnly,
+            -3 => Outcome::Conflict,
+            _ => Outcome::Missing,
+        })
+    }
+}
+
 /// A glob pattern matching exactly `prefix` followed by 64 lowercase hex digits.
 fn id_pattern(prefix: &[u8]) -> Vec<u8> {
     let mut pattern = Vec::with_capacity(prefix.len() * 2 + 64 * 8);
@@ -667,46 +723,19 @@ impl Store for RedisStore {
         if self.expiry.idle_timeout.is_none() {
             return self.run("HGET", |c| redis::cmd("HGET").arg(&key).arg("d").query(c));
         }
-        type Fields = (Option<Vec<u8>>, Option<u64>, Option<i64>);
-        let ((data, absolute_ms, read_only), pttl): (Fields, i64) = self.run("HMGET", |c| {
-            redis::pipe()
-                .cmd("HMGET")
-                .arg(&key)
-                .arg("d")
-                .arg("a")
-                .arg("r")
-                .cmd("PTTL")
-                .arg(&key)
-                .query(c)
-        })?;
-        let (Some(data), Some(absolute_ms)) = (data, absolute_ms) else {
-            return Ok(None);
-        };
-        if read_only.is_none() && pttl > 0 {
-            let now = now_ns();
-            let end_ns = now.saturating_add(pttl as u64 * 1_000_000);
-            self.refresh_after_read(&key, absolute_ms.saturating_mul(1_000_000), end_ns, now)?;
-        }
-        Ok(Some(data))
+        Ok(self.read(id)?.map(|(data, _)| data))
     }
 
     fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
-        let key = self.key(id);
-        let idle_ms = self.idle_ms();
-        let now = now_ns();
-        let done = self.run("update script", |c| {
-            SCRIPTS[1]
-                .key(&key)
-                .arg(data)
-                .arg(ms(now))
-                .arg(idle_ms)
-                .invoke::<i64>(c)
-        })?;
-        Ok(match done {
-            1 => Outcome::Applied,
-            -1 => Outcome::ReadOnly,
-            _ => Outcome::Missing,
-        })
+        self.write(id, data, None)
+    }
+
+    fn update_if(&self, id: &SessionId, data: &[u8], version: u64) -> Result<Outcome> {
+        self.write(id, data, Some(version))
+    }
+
+    fn get_versioned(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
+        self.read(id)
     }
 
     fn destroy(&self, id: &SessionId) -> Result<()> {
