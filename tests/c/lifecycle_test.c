@@ -43,262 +43,15 @@
 
 #include "session.h"
 
+#define TEST_NAME "lifecycle_test"
+#include "test_support.h"
+
 /* Settings the test adds to the store under test. */
 #define LIFETIME 600
 #define MAX_LIFETIME 86400
 #define HANDLE_ROUNDS 1000
 
-enum driver { DRIVER_FILE, DRIVER_MEMORY, DRIVER_REDIS };
-
-static int passed, failed;
-static const char *suite = "setup";
-static const char *scope = "-";
-static enum driver driver;
-static const char *base_config;
-
-/* ---- checks ---------------------------------------------------------------- */
-
-static void fail_at(int line, const char *cond, const char *fmt, ...)
-{
-    /* Read the last error first: nothing below calls libsession. */
-    int code = session_last_error_code();
-    const char *msg = session_last_error();
-    va_list ap;
-    fprintf(stderr, "lifecycle_test: FAILED [%s, %s] line %d: ", scope, suite, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n  condition: %s\n  last error: code %d: %s\n", cond, code,
-            msg ? msg : "(NULL)");
-    failed++;
-}
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (cond)                                                                                  \
-            passed++;                                                                              \
-        else                                                                                       \
-            fail_at(__LINE__, #cond, "%s", what);                                                  \
-    } while (0)
-
-/* The last call failed with `code` and left a message. */
-#define CHECK_ERROR(code, what)                                                                    \
-    do {                                                                                           \
-        int got_ = session_last_error_code();                                                      \
-        if (got_ != (int)(code))                                                                   \
-            fail_at(__LINE__, #code, "%s: error code %d, expected %d", what, got_, (int)(code));  \
-        else if (session_last_error() == NULL)                                                     \
-            fail_at(__LINE__, "session_last_error() != NULL", "%s: no error message", what);      \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-/* The last call failed (any code) and left a message. */
-#define CHECK_FAILED(what)                                                                         \
-    do {                                                                                           \
-        if (session_last_error_code() == SESSION_ERROR_OK || session_last_error() == NULL)         \
-            fail_at(__LINE__, "last error set", "%s: no error code or message", what);           \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-/* The last call succeeded: code OK and no message. */
-#define CHECK_OK(what)                                                                             \
-    do {                                                                                           \
-        if (session_last_error_code() != SESSION_ERROR_OK || session_last_error() != NULL)         \
-            fail_at(__LINE__, "last error is OK", "%s: last error not cleared", what);            \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-/* The last error message contains `part`. */
-#define CHECK_MESSAGE(part, what)                                                                  \
-    do {                                                                                           \
-        const char *msg_ = session_last_error();                                                   \
-        if (msg_ == NULL || strstr(msg_, (part)) == NULL)                                          \
-            fail_at(__LINE__, "message contains " #part, "%s: message does not contain \"%s\"",   \
-                    what, (part));                                                                 \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-#define CHECK_RANGE(value, lo, hi, what)                                                           \
-    do {                                                                                           \
-        long v_ = (long)(value);                                                                   \
-        if (v_ < (long)(lo) || v_ > (long)(hi))                                                    \
-            fail_at(__LINE__, #lo " <= " #value " <= " #hi, "%s: got %ld, expected %ld..%ld",     \
-                    what, v_, (long)(lo), (long)(hi));                                            \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-static int is_session_id(const char *s)
-{
-    if (s == NULL || strlen(s) != SESSION_ID_LEN)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
-    return 1;
-}
-
-static int same(const char *a, const char *b)
-{
-    return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
-
-/* ---- time ------------------------------------------------------------------- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_until(double t)
-{
-    for (;;) {
-        double left = t - now_s();
-        if (left <= 0)
-            return;
-        struct timespec ts;
-        ts.tv_sec = (time_t)left;
-        ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* ---- setup helpers ------------------------------------------------------------ */
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "lifecycle_test: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL)
-        die("out of memory");
-    return p;
-}
-
-static void mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (strlen(path) >= sizeof buf)
-        die("path too long: %s", path);
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        die("cannot create %s: %s", buf, strerror(errno));
-}
-
-static const char *skip_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-/* After `"key"` at p: skips `:` and white space; NULL if no colon follows. */
-static const char *after_colon(const char *p)
-{
-    p = skip_ws(p);
-    if (*p != ':')
-        return NULL;
-    return skip_ws(p + 1);
-}
-
-/* Creates every storage root the config names ("root": "PATH"; PATH without
-   escapes): a file store's root must exist before init. */
-static void create_roots(const char *config)
-{
-    for (const char *p = strstr(config, "\"root\""); p != NULL; p = strstr(p + 1, "\"root\"")) {
-        const char *v = after_colon(p + 6);
-        if (v == NULL || *v != '"')
-            continue;
-        const char *end = strchr(v + 1, '"');
-        if (end == NULL)
-            continue;
-        char path[4096];
-        size_t len = (size_t)(end - (v + 1));
-        if (len == 0 || len >= sizeof path)
-            die("bad root in the config");
-        memcpy(path, v + 1, len);
-        path[len] = '\0';
-        mkdir_p(path);
-    }
-}
-
-/* Where the settings object of the default store starts in `config`: just after
-   its '{'. */
-static const char *settings_start(const char *config)
-{
-    const char *p = strstr(config, "\"sessions\"");
-    if (p == NULL || (p = after_colon(p + 10)) == NULL || *p != '{')
-        die("CONFIG_JSON has no \"sessions\" object");
-    const char *inner = skip_ws(p + 1);
-    if (strncmp(inner, "\"default\"", 9) == 0) {
-        const char *q = after_colon(inner + 9);
-        if (q != NULL && *q == '{')
-            return q + 1;
-    }
-    return p + 1;
-}
-
-/* The driver of the default store, read from its "driver" key. */
-static enum driver driver_of(const char *config)
-{
-    const char *p = strstr(settings_start(config), "\"driver\"");
-    const char *v = p ? after_colon(p + 8) : NULL;
-    if (v == NULL)
-        return DRIVER_FILE; /* the default driver is "storage" */
-    if (strncmp(v, "\"memory\"", 8) == 0)
-        return DRIVER_MEMORY;
-    if (strncmp(v, "\"redis\"", 7) == 0)
-        return DRIVER_REDIS;
-    return DRIVER_FILE;
-}
-
-/* The base config with `extra` ("key": value, ...) added to the default store's
-   settings. Free the result. */
-static char *config_with(const char *extra)
-{
-    const char *at = settings_start(base_config);
-    size_t head = (size_t)(at - base_config);
-    int empty = *skip_ws(at) == '}';
-    size_t size = strlen(base_config) + strlen(extra) + 8;
-    char *out = xmalloc(size);
-    snprintf(out, size, "%.*s%s%s%s", (int)head, base_config, extra, empty ? "" : ", ", at);
-    return out;
-}
-
-static const char *driver_name(void)
-{
-    return driver == DRIVER_MEMORY ? "memory" : driver == DRIVER_REDIS ? "redis" : "file";
-}
-
 /* ---- the API under test: the global functions, or a handle ---------------------- */
-
-typedef struct {
-    const char *name;
-    int global;         /* 1: session_X(); 0: session_store_X(h) */
-    session_store_t *h; /* the handle, when not global */
-} target_t;
 
 /* Configures the target from `json`: session_init_json, or a new handle from
    session_store_open_json. Returns 1 on success. */
@@ -319,44 +72,9 @@ static void t_close(target_t *t)
     }
 }
 
-static char *t_create(const target_t *t, const char *data)
-{
-    return t->global ? session_create(data) : session_store_create(t->h, data);
-}
-
 static char *t_create_ttl(const target_t *t, const char *data, long ttl)
 {
     return t->global ? session_create_ttl(data, ttl) : session_store_create_ttl(t->h, data, ttl);
-}
-
-static char *t_get(const target_t *t, const char *id)
-{
-    return t->global ? session_get(id) : session_store_get(t->h, id);
-}
-
-static int t_update(const target_t *t, const char *id, const char *data)
-{
-    return t->global ? session_update(id, data) : session_store_update(t->h, id, data);
-}
-
-static int t_destroy(const target_t *t, const char *id)
-{
-    return t->global ? session_destroy(id) : session_store_destroy(t->h, id);
-}
-
-static int t_touch(const target_t *t, const char *id)
-{
-    return t->global ? session_touch(id) : session_store_touch(t->h, id);
-}
-
-static long t_ttl(const target_t *t, const char *id)
-{
-    return t->global ? session_ttl(id) : session_store_ttl(t->h, id);
-}
-
-static int t_exists(const target_t *t, const char *id)
-{
-    return t->global ? session_exists(id) : session_store_exists(t->h, id);
 }
 
 static long t_count(const target_t *t)
@@ -367,11 +85,6 @@ static long t_count(const target_t *t)
 static long t_remove_expired(const target_t *t)
 {
     return t->global ? session_remove_expired_count() : session_store_remove_expired(t->h);
-}
-
-static char *t_regenerate(const target_t *t, const char *id)
-{
-    return t->global ? session_regenerate(id) : session_store_regenerate(t->h, id);
 }
 
 /* Opens `json` on the target, counting the check; 0 if it failed. */
@@ -1304,6 +1017,5 @@ int main(int argc, char **argv)
     test_global_handle();
 
     session_shutdown();
-    printf("lifecycle_test: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return summary();
 }

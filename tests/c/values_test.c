@@ -62,245 +62,23 @@
 
 #include "session.h"
 
+#define TEST_NAME "values_test"
+#include "test_support.h"
+
 #define THREADS 8
 #define PROCESSES 2
 #define PROCESS_THREADS 4
 #define POP_ROUNDS 25
 
-enum driver { DRIVER_FILE, DRIVER_MEMORY, DRIVER_REDIS };
-
-static int passed, failed;
-static const char *suite = "setup";
-static const char *scope = "-";
-static enum driver driver;
-static const char *base_config;
 static int keys_per_thread = 500;
 static int increments_per_thread = 1000;
 
-/* ---- checks (main thread only; worker threads report through their structs) ---- */
-
-static void fail_at(int line, const char *cond, const char *fmt, ...)
-{
-    /* Read the last error first: nothing below calls libsession. */
-    int code = session_last_error_code();
-    const char *msg = session_last_error();
-    va_list ap;
-    fprintf(stderr, "values_test: FAILED [%s, %s] line %d: ", scope, suite, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n  condition: %s\n  last error: code %d: %s\n", cond, code,
-            msg ? msg : "(NULL)");
-    failed++;
-}
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (cond)                                                                                  \
-            passed++;                                                                              \
-        else                                                                                       \
-            fail_at(__LINE__, #cond, "%s", what);                                                  \
-    } while (0)
-
-/* The last call failed with `code` and left a message. */
-#define CHECK_ERROR(code, what)                                                                    \
-    do {                                                                                           \
-        int got_ = session_last_error_code();                                                      \
-        if (got_ != (int)(code))                                                                   \
-            fail_at(__LINE__, #code, "%s: error code %d, expected %d", what, got_, (int)(code));  \
-        else if (session_last_error() == NULL)                                                     \
-            fail_at(__LINE__, "session_last_error() != NULL", "%s: no error message", what);      \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-/* The last call failed (any code) and left a message. */
-#define CHECK_FAILED(what)                                                                         \
-    do {                                                                                           \
-        if (session_last_error_code() == SESSION_ERROR_OK || session_last_error() == NULL)         \
-            fail_at(__LINE__, "last error set", "%s: no error code or message", what);           \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-/* The last call succeeded: code OK and no message. */
-#define CHECK_OK(what)                                                                             \
-    do {                                                                                           \
-        if (session_last_error_code() != SESSION_ERROR_OK || session_last_error() != NULL)         \
-            fail_at(__LINE__, "last error is OK", "%s: last error not cleared", what);            \
-        else                                                                                       \
-            passed++;                                                                              \
-    } while (0)
-
-/* A returned string equals `want` (NULL `want`: the string is NULL). */
-#define CHECK_STR(got, want, what)                                                                 \
-    do {                                                                                           \
-        const char *g_ = (got), *w_ = (want);                                                      \
-        if (w_ == NULL ? g_ == NULL : (g_ != NULL && strcmp(g_, w_) == 0))                         \
-            passed++;                                                                              \
-        else                                                                                       \
-            fail_at(__LINE__, #got " == " #want, "%s: got %s%.200s%s, expected %s%.200s%s", what, \
-                    g_ ? "\"" : "", g_ ? g_ : "NULL", g_ ? "\"" : "", w_ ? "\"" : "",              \
-                    w_ ? w_ : "NULL", w_ ? "\"" : "");                                             \
-    } while (0)
-
-static int is_session_id(const char *s)
-{
-    if (s == NULL || strlen(s) != SESSION_ID_LEN)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
-    return 1;
-}
-
-static int same(const char *a, const char *b)
-{
-    return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+/* fail_at and the CHECK* macros: main thread only; worker threads report through their
+   structs. */
 
 static void sleep_s(double seconds)
 {
-    double end = now_s() + seconds;
-    for (;;) {
-        double left = end - now_s();
-        if (left <= 0)
-            return;
-        struct timespec ts;
-        ts.tv_sec = (time_t)left;
-        ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* ---- setup helpers ----------------------------------------------------------- */
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "values_test: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL)
-        die("out of memory");
-    return p;
-}
-
-static void mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (strlen(path) >= sizeof buf)
-        die("path too long: %s", path);
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        die("cannot create %s: %s", buf, strerror(errno));
-}
-
-static const char *skip_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-/* After `"key"` at p: skips `:` and white space; NULL if no colon follows. */
-static const char *after_colon(const char *p)
-{
-    p = skip_ws(p);
-    if (*p != ':')
-        return NULL;
-    return skip_ws(p + 1);
-}
-
-/* Creates every storage root the config names ("root": "PATH"; PATH without
-   escapes): a file store's root must exist before init. */
-static void create_roots(const char *config)
-{
-    for (const char *p = strstr(config, "\"root\""); p != NULL; p = strstr(p + 1, "\"root\"")) {
-        const char *v = after_colon(p + 6);
-        if (v == NULL || *v != '"')
-            continue;
-        const char *end = strchr(v + 1, '"');
-        if (end == NULL)
-            continue;
-        char path[4096];
-        size_t len = (size_t)(end - (v + 1));
-        if (len == 0 || len >= sizeof path)
-            die("bad root in the config");
-        memcpy(path, v + 1, len);
-        path[len] = '\0';
-        mkdir_p(path);
-    }
-}
-
-/* Where the settings object of the default store starts in `config`: just after
-   its '{'. */
-static const char *settings_start(const char *config)
-{
-    const char *p = strstr(config, "\"sessions\"");
-    if (p == NULL || (p = after_colon(p + 10)) == NULL || *p != '{')
-        die("CONFIG_JSON has no \"sessions\" object");
-    const char *inner = skip_ws(p + 1);
-    if (strncmp(inner, "\"default\"", 9) == 0) {
-        const char *q = after_colon(inner + 9);
-        if (q != NULL && *q == '{')
-            return q + 1;
-    }
-    return p + 1;
-}
-
-/* The driver of the default store, read from its "driver" key. */
-static enum driver driver_of(const char *config)
-{
-    const char *p = strstr(settings_start(config), "\"driver\"");
-    const char *v = p ? after_colon(p + 8) : NULL;
-    if (v == NULL)
-        return DRIVER_FILE; /* the default driver is "storage" */
-    if (strncmp(v, "\"memory\"", 8) == 0)
-        return DRIVER_MEMORY;
-    if (strncmp(v, "\"redis\"", 7) == 0)
-        return DRIVER_REDIS;
-    return DRIVER_FILE;
-}
-
-/* The base config with `extra` ("key": value, ...) added to the default store's
-   settings. Free the result. */
-static char *config_with(const char *extra)
-{
-    const char *at = settings_start(base_config);
-    size_t head = (size_t)(at - base_config);
-    int empty = *skip_ws(at) == '}';
-    size_t size = strlen(base_config) + strlen(extra) + 8;
-    char *out = xmalloc(size);
-    snprintf(out, size, "%.*s%s%s%s", (int)head, base_config, extra, empty ? "" : ", ", at);
-    return out;
-}
-
-static const char *driver_name(void)
-{
-    return driver == DRIVER_MEMORY ? "memory" : driver == DRIVER_REDIS ? "redis" : "file";
+    sleep_until(now_s() + seconds);
 }
 
 /* ---- a small reader of the top-level members of a JSON object ------------------ */
@@ -396,82 +174,38 @@ static long for_each_member(const char *doc, member_fn fn, void *ctx)
 
 /* ---- the API under test: the global functions, or a handle ---------------------- */
 
-typedef struct {
-    const char *name;
-    session_store_t *h; /* NULL: session_X(); else session_store_X(h) */
-} target_t;
-
-static char *t_create(const target_t *t, const char *data)
-{
-    return t->h ? session_store_create(t->h, data) : session_create(data);
-}
-
-static char *t_get(const target_t *t, const char *id)
-{
-    return t->h ? session_store_get(t->h, id) : session_get(id);
-}
-
-static int t_update(const target_t *t, const char *id, const char *data)
-{
-    return t->h ? session_store_update(t->h, id, data) : session_update(id, data);
-}
-
-static int t_destroy(const target_t *t, const char *id)
-{
-    return t->h ? session_store_destroy(t->h, id) : session_destroy(id);
-}
-
-static int t_touch(const target_t *t, const char *id)
-{
-    return t->h ? session_store_touch(t->h, id) : session_touch(id);
-}
-
-static int t_exists(const target_t *t, const char *id)
-{
-    return t->h ? session_store_exists(t->h, id) : session_exists(id);
-}
-
-static long t_ttl(const target_t *t, const char *id)
-{
-    return t->h ? session_store_ttl(t->h, id) : session_ttl(id);
-}
-
-static char *t_regenerate(const target_t *t, const char *id)
-{
-    return t->h ? session_store_regenerate(t->h, id) : session_regenerate(id);
-}
-
 static char *t_get_value(const target_t *t, const char *id, const char *key)
 {
-    return t->h ? session_store_get_value(t->h, id, key) : session_get_value(id, key);
+    return t->global ? session_get_value(id, key) : session_store_get_value(t->h, id, key);
 }
 
 static int t_set_value(const target_t *t, const char *id, const char *key, const char *value)
 {
-    return t->h ? session_store_set_value(t->h, id, key, value) : session_set_value(id, key, value);
+    return t->global ? session_set_value(id, key, value)
+                     : session_store_set_value(t->h, id, key, value);
 }
 
 static int t_delete_value(const target_t *t, const char *id, const char *key)
 {
-    return t->h ? session_store_delete_value(t->h, id, key) : session_delete_value(id, key);
+    return t->global ? session_delete_value(id, key) : session_store_delete_value(t->h, id, key);
 }
 
 static char *t_pop_value(const target_t *t, const char *id, const char *key)
 {
-    return t->h ? session_store_pop_value(t->h, id, key) : session_pop_value(id, key);
+    return t->global ? session_pop_value(id, key) : session_store_pop_value(t->h, id, key);
 }
 
 static char *t_get_versioned(const target_t *t, const char *id, unsigned long long *version)
 {
-    return t->h ? session_store_get_versioned(t->h, id, version)
-                : session_get_versioned(id, version);
+    return t->global ? session_get_versioned(id, version)
+                     : session_store_get_versioned(t->h, id, version);
 }
 
 static int t_update_if(const target_t *t, const char *id, const char *data,
                        unsigned long long version)
 {
-    return t->h ? session_store_update_if(t->h, id, data, version)
-                : session_update_if(id, data, version);
+    return t->global ? session_update_if(id, data, version)
+                     : session_store_update_if(t->h, id, data, version);
 }
 
 /* The session's version, 0 when get_versioned failed (versions of live sessions
@@ -950,6 +684,7 @@ static void test_pop_race(session_store_t *global_handle)
         for (int i = 0; i < THREADS; i++) {
             p[i].t.name = i % 2 ? "handle" : "global";
             p[i].t.h = i % 2 ? global_handle : NULL;
+            p[i].t.global = p[i].t.h == NULL;
             p[i].id = id;
             p[i].barrier = &barrier;
             p[i].got = NULL;
@@ -999,7 +734,7 @@ static void test_limits(void)
     CHECK(h != NULL, "session_store_open_json with max_data_size, grace and idle_timeout");
     if (h == NULL)
         return;
-    target_t t = {"handle", h};
+    target_t t = {"handle", 0, h};
     /* 50 bytes. */
     const char *orig = "{\"a\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
     char *id = t_create(&t, orig);
@@ -1160,6 +895,7 @@ static int run_set_keys(const char *id, session_store_t *handle, int proc, int t
         memset(&w[i], 0, sizeof w[i]);
         w[i].t.name = i % 2 ? "handle" : "global";
         w[i].t.h = i % 2 ? handle : NULL;
+        w[i].t.global = w[i].t.h == NULL;
         w[i].id = id;
         w[i].proc = proc;
         w[i].index = i;
@@ -1380,6 +1116,7 @@ static void test_threads_increment(session_store_t *global_handle)
         memset(&w[i], 0, sizeof w[i]);
         w[i].t.name = i % 2 ? "handle" : "global";
         w[i].t.h = i % 2 ? global_handle : NULL;
+        w[i].t.global = w[i].t.h == NULL;
         w[i].id = id;
         w[i].index = i;
         w[i].count = increments_per_thread;
@@ -1458,12 +1195,12 @@ int main(int argc, char **argv)
     /* 1. Semantics on the global API, then on a handle. */
     CHECK(session_init_json(base_config), "session_init_json");
     CHECK_OK("session_init_json");
-    target_t global = {"global", NULL};
+    target_t global = {"global", 1, NULL};
     run_target(&global);
     session_store_t *opened = session_store_open_json(base_config, NULL);
     CHECK(opened != NULL, "session_store_open_json");
     if (opened != NULL) {
-        target_t handle = {"handle", opened};
+        target_t handle = {"handle", 0, opened};
         run_target(&handle);
         session_store_close(opened);
     }
@@ -1488,6 +1225,5 @@ int main(int argc, char **argv)
 
     session_shutdown();
     printf("values_test: total %.2f s\n", now_s() - t0);
-    printf("values_test: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return summary();
 }
