@@ -235,10 +235,7 @@ unsafe fn op_update_if(
 
 /// A member's value, or NULL with no error when the member is absent.
 unsafe fn op_get_value(s: &Sessions, id: *const c_char, key: *const c_char) -> Result<*mut c_char> {
-    match s.get_value(c_id(id)?, c_bytes(key, "key")?)? {
-        Some(value) => malloc_string(&value),
-        None => Ok(std::ptr::null_mut()),
-    }
+    malloc_optional(s.get_value(c_id(id)?, c_bytes(key, "key")?)?)
 }
 
 unsafe fn op_set_value(
@@ -257,10 +254,12 @@ unsafe fn op_delete_value(s: &Sessions, id: *const c_char, key: *const c_char) -
 }
 
 unsafe fn op_pop_value(s: &Sessions, id: *const c_char, key: *const c_char) -> Result<*mut c_char> {
-    match s.pop_value(c_id(id)?, c_bytes(key, "key")?)? {
-        Some(value) => malloc_string(&value),
-        None => Ok(std::ptr::null_mut()),
-    }
+    malloc_optional(s.pop_value(c_id(id)?, c_bytes(key, "key")?)?)
+}
+
+/// A malloc'd copy of a value that may be absent: NULL (and no error) for `None`.
+fn malloc_optional(value: Option<Vec<u8>>) -> Result<*mut c_char> {
+    value.map_or(Ok(std::ptr::null_mut()), |v| malloc_string(&v))
 }
 
 fn op_count(s: &Sessions) -> Result<c_long> {

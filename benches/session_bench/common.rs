@@ -277,3 +277,14 @@ pub fn median_of(v: impl Iterator<Item = f64>) -> f64 {
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
+
+/// One timed `session_regenerate` of a random id of `ids`; the new id takes its place.
+pub fn regenerate_one(ids: &mut [CString], rng: &mut Rng) -> u64 {
+    let j = rng.below(ids.len());
+    let id = ids[j].as_ptr();
+    let mut out = std::ptr::null_mut();
+    // SAFETY: a valid NUL-terminated id.
+    let ns = timed(|| out = unsafe { session::ffi::session_regenerate(id) });
+    ids[j] = take_id_of(out, "session_regenerate");
+    ns
+}

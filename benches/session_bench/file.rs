@@ -4,7 +4,8 @@
 
 use crate::common::{
     cname, file_config, file_config_with, init, json_data, last_error, ms, name, populate,
-    populate_with, progress, sleep_until, take_id, take_id_of, thousands, timed, Handle, Name, Rng,
+    populate_with, progress, regenerate_one, sleep_until, take_id, thousands, timed, Handle, Name,
+    Rng,
 };
 use crate::floor::{wall_ns, Dir};
 use crate::report::{Floor, Report, Row};
@@ -12,9 +13,9 @@ use crate::stats::{run_rounds, two, Stat};
 use crate::Params;
 use session::ffi::{
     session_count, session_create, session_destroy, session_get, session_get_versioned,
-    session_last_error, session_regenerate, session_remove_expired, session_remove_expired_count,
-    session_set_value, session_shutdown, session_store_get, session_store_remove_expired,
-    session_update, session_update_if,
+    session_last_error, session_remove_expired, session_remove_expired_count, session_set_value,
+    session_shutdown, session_store_get, session_store_remove_expired, session_update,
+    session_update_if,
 };
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -223,13 +224,7 @@ pub fn phase_one(
     let mut renames = 0u64;
     let regenerate = run_rounds(p, 2, |k, _| {
         if k == 0 {
-            let j = rng.below(ids.len());
-            let id = ids[j].as_ptr();
-            let mut out = std::ptr::null_mut();
-            // SAFETY: valid string.
-            let ns = timed(|| out = unsafe { session_regenerate(id) });
-            ids[j] = take_id_of(out, "session_regenerate");
-            ns
+            regenerate_one(&mut ids, rng)
         } else {
             let j = rng.below(reg_files.len());
             let to = name('h', renames);

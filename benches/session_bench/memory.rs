@@ -6,7 +6,7 @@
 //! the same rounds, and are shown beside it (information).
 
 use crate::common::{
-    init, json_data, last_error, memory_config, ms, populate, progress, take_id, take_id_of,
+    init, json_data, last_error, memory_config, ms, populate, progress, regenerate_one, take_id,
     thousands, timed, Rng,
 };
 use crate::file::{VALUES, VALUE_KEY};
@@ -15,8 +15,8 @@ use crate::stats::{run_rounds, two};
 use crate::Params;
 use session::ffi::{
     session_count, session_create, session_destroy, session_get, session_get_versioned,
-    session_last_error, session_regenerate, session_remove_expired, session_set_value,
-    session_shutdown, session_update, session_update_if,
+    session_last_error, session_remove_expired, session_set_value, session_shutdown,
+    session_update, session_update_if,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -112,13 +112,7 @@ pub fn scenario(p: &Params, n: usize, rng: &mut Rng, rep: &mut Report, start: In
     }
     let regenerate = run_rounds(p, 2, |k, _| {
         if k == 0 {
-            let j = rng.below(ids.len());
-            let id = ids[j].as_ptr();
-            let mut out = std::ptr::null_mut();
-            // SAFETY: valid string.
-            let ns = timed(|| out = unsafe { session_regenerate(id) });
-            ids[j] = take_id_of(out, "session_regenerate");
-            ns
+            regenerate_one(&mut ids, rng)
         } else {
             let j = rng.below(keys.len());
             let new = key(rng);

@@ -656,18 +656,30 @@ impl FileStore {
         if live.tag != format::tag(id) || live.end_ns() <= now || live.read_only() {
             return Ok(());
         }
-        if let Some(idle_ns) = self
+        match self
             .expiry
             .refresh_on_read(now, live.absolute_ns, live.idle_ns)
         {
-            let desc = Descriptor {
-                seq: live.seq + 1,
-                idle_ns,
-                ..live
-            };
-            self.write_descriptor(&file, slot, &desc)?;
+            Some(idle_ns) => self.write_idle_end(&file, slot, live, idle_ns),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Moves the idle end of the live version (a new descriptor naming the same
+    /// data; the version stays: the data did not change).
+    fn write_idle_end(
+        &self,
+        file: &File,
+        slot: usize,
+        live: Descriptor,
+        idle_ns: u64,
+    ) -> Result<()> {
+        let desc = Descriptor {
+            seq: live.seq + 1,
+            idle_ns,
+            ..live
+        };
+        self.write_descriptor(file, slot, &desc)
     }
 
     fn regenerate_with_grace(
@@ -907,15 +919,9 @@ impl Store for FileStore {
     fn touch(&self, id: &SessionId) -> Result<Outcome> {
         self.with_live(id, |file, slot, live, now| {
             let idle_ns = self.expiry.idle_end(now, live.absolute_ns);
-            if live.read_only() || idle_ns <= live.idle_ns {
-                return Ok(Outcome::Applied);
+            if !live.read_only() && idle_ns > live.idle_ns {
+                self.write_idle_end(file, slot, live, idle_ns)?;
             }
-            let desc = Descriptor {
-                seq: live.seq + 1,
-                idle_ns,
-                ..live
-            };
-            self.write_descriptor(file, slot, &desc)?;
             Ok(Outcome::Applied)
         })
     }

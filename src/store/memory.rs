@@ -198,51 +198,15 @@ impl Store for MemoryStore {
     }
 
     fn update_if(&self, id: &SessionId, data: &[u8], version: u64) -> Result<Outcome> {
-        let now = now_ns();
-        let mut shard = self.shard(id).write();
-        match shard.get_mut(id) {
-            Some(entry) if entry.live(now) && entry.read_only => Ok(Outcome::ReadOnly),
-            Some(entry) if entry.live(now) && entry.version != version => Ok(Outcome::Conflict),
-            Some(entry) if entry.live(now) => {
-                entry.data = data.into();
-                entry.version += 1;
-                entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
-                Ok(Outcome::Applied)
-            }
-            _ => Ok(Outcome::Missing),
-        }
+        self.write(id, Some(version), &mut |_| Ok(Some(data.to_vec())))
     }
 
     fn modify(&self, id: &SessionId, change: &mut super::Change) -> Result<Outcome> {
-        let now = now_ns();
-        let mut shard = self.shard(id).write();
-        match shard.get_mut(id) {
-            Some(entry) if entry.live(now) && entry.read_only => Ok(Outcome::ReadOnly),
-            Some(entry) if entry.live(now) => {
-                if let Some(new) = change(&entry.data)? {
-                    entry.data = new.into();
-                    entry.version += 1;
-                    entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
-                }
-                Ok(Outcome::Applied)
-            }
-            _ => Ok(Outcome::Missing),
-        }
+        self.write(id, None, change)
     }
 
     fn update(&self, id: &SessionId, data: &[u8]) -> Result<Outcome> {
-        let now = now_ns();
-        let mut shard = self.shard(id).write();
-        match shard.get_mut(id) {
-            Some(entry) if entry.live(now) && entry.read_only => Ok(Outcome::ReadOnly),
-            Some(entry) if entry.live(now) => {
-                entry.data = data.into();
-                entry.version += 1;
-                entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
-                Ok(Outcome::Applied)
-            }
-            _ => Ok(Outcome::Missing),
-        }
+        self.write(id, None, &mut |_| Ok(Some(data.to_vec())))
     }
 
     fn destroy(&self, id: &SessionId) -> Result<()> {
@@ -312,6 +276,34 @@ impl Store for MemoryStore {
 }
 
 impl MemoryStore {
+    /// Every write of a live session's data, under its shard's write lock: with
+    /// `expected`, only while the version is that one. New data bumps the version
+    /// and moves the idle end.
+    fn write(
+        &self,
+        id: &SessionId,
+        expected: Option<u64>,
+        change: &mut super::Change,
+    ) -> Result<Outcome> {
+        let now = now_ns();
+        let mut shard = self.shard(id).write();
+        let Some(entry) = shard.get_mut(id).filter(|e| e.live(now)) else {
+            return Ok(Outcome::Missing);
+        };
+        if entry.read_only {
+            return Ok(Outcome::ReadOnly);
+        }
+        if expected.is_some_and(|v| v != entry.version) {
+            return Ok(Outcome::Conflict);
+        }
+        if let Some(new) = change(&entry.data)? {
+            entry.data = new.into();
+            entry.version += 1;
+            entry.idle_ns = self.expiry.idle_end(now, entry.absolute_ns);
+        }
+        Ok(Outcome::Applied)
+    }
+
     /// A get, with the version.
     fn read(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
         let now = now_ns();

@@ -211,14 +211,6 @@ pub fn parse(driver: &str, section: &Section, root: &Root) -> Result<DriverConfi
     }
 }
 
-/// The keys of `sessions` that `driver` owns, for messages about stray keys.
-pub fn keys_of(driver: &str) -> &'static [&'static str] {
-    DRIVERS
-        .iter()
-        .find(|(names, _)| names.contains(&driver))
-        .map_or(&[], |(_, keys)| keys)
-}
-
 /// The name of the driver that owns `key`, if any.
 pub fn owner_of(key: &str) -> Option<&'static str> {
     DRIVERS

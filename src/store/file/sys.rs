@@ -231,17 +231,11 @@ pub fn set_mtime(fd: RawFd, ns: u64) -> io::Result<()> {
 /// has no timeout: it is tried without blocking, then again after short sleeps
 /// that grow from 20 µs to 1 ms. `Ok(false)` when the time ran out.
 pub fn lock(file: &File, op: libc::c_int, timeout: Duration) -> io::Result<bool> {
-    let try_lock = || {
-        // SAFETY: flock on an open descriptor.
-        syscall(|| unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) as isize })
-    };
     let mut deadline = None;
     let mut pause = Duration::from_micros(20);
     loop {
-        match try_lock() {
-            Ok(_) => return Ok(true),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
+        if try_lock(file, op)? {
+            return Ok(true);
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
         let now = Instant::now();
