@@ -71,6 +71,12 @@ typedef enum {
    newer). Read it again and retry.
    */
   SESSION_ERROR_CONFLICT = 9,
+  /*
+   The stored session does not decrypt: changed, truncated, copied from another
+   id, or sealed with a secret that is no longer configured. Treat it as a
+   forged session (401), not as an outage.
+   */
+  SESSION_ERROR_CORRUPT = 10,
 } session_error;
 
 #ifdef __cplusplus
@@ -111,8 +117,11 @@ char *session_create_ttl(const char *data, long ttl_seconds);
  The copy is allocated with `malloc`: the caller owns it and releases it with
  `free()`. Returns NULL when the session does not exist, has ended or was
  destroyed (`session_last_error_code()` is `SESSION_ERROR_NOT_FOUND`), when the
- id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
- fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
+ id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), when the store
+ fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`), or, in a
+ store with a `secret`, when the stored data does not decrypt: changed,
+ truncated, copied from another id or sealed with a secret no longer configured
+ (`SESSION_ERROR_CORRUPT`; answer 401 as for a forged cookie).
 
  With `idle_timeout`, a get moves the session's idle end to now + `idle_timeout`,
  but writes only once more than 1% of `idle_timeout` has passed since the last
@@ -314,6 +323,82 @@ int session_delete_value(const char *session_id, const char *key);
  Each string is NULL or NUL-terminated.
  */
 char *session_pop_value(const char *session_id, const char *key);
+
+/*
+ Ends every live session of `owner` in the default store ("log out
+ everywhere", after a password change): the sessions whose data has the store's
+ `owner_key` member equal to `owner` (a string as it is, a number as its JSON
+ text: owner "42" for `"user_id": 42`).
+
+ Returns how many sessions it ended (0 when the owner has none), -1 on error:
+ `SESSION_ERROR_CONFIG` when the store has no `owner_key`. Its cost grows with
+ the owner's sessions, not with the store's. Thread-safe.
+
+ # Safety
+ `owner` is NULL or a NUL-terminated string.
+ */
+long session_destroy_owner(const char *owner);
+
+/*
+ The ids of the live sessions of `owner` (see `session_destroy_owner`) as a
+ JSON array of strings, the session that ends first first: `[]` when there are
+ none.
+
+ Returns a string from `malloc` (release it with `free()`), NULL on error.
+ Reading the list does not count as a use of the sessions: their idle ends stay.
+
+ # Safety
+ `owner` is NULL or a NUL-terminated string.
+ */
+char *session_list_owner(const char *owner);
+
+/*
+ How many live sessions `owner` has (see `session_destroy_owner`); -1 on error.
+
+ # Safety
+ `owner` is NULL or a NUL-terminated string.
+ */
+long session_count_owner(const char *owner);
+
+/*
+ The value of a `Set-Cookie` header that gives the browser session
+ `session_id`, from the store's `"cookie"` configuration: for example
+ `session_id=ID; Max-Age=3600; Expires=...; Path=/; Secure; HttpOnly; SameSite=Lax`.
+ `Max-Age` and `Expires` come from `lifetime`; without them (`"persistent":
+ false`) it is a session cookie.
+
+ Returns a string from `malloc` (release it with `free()`); NULL with
+ `SESSION_ERROR_INVALID_ARGUMENT` when `session_id` is not well-formed. It does
+ not look the session up.
+
+ # Safety
+ `session_id` is NULL or a NUL-terminated string.
+ */
+char *session_cookie_header(const char *session_id);
+
+/*
+ The value of a `Set-Cookie` header that deletes the session cookie (send it
+ on logout): the cookie's name, `Path` and `Domain` with `Max-Age=0`.
+
+ Returns a string from `malloc` (release it with `free()`), NULL on error.
+ */
+char *session_cookie_clear_header(void);
+
+/*
+ Finds the session id in the value of a request's `Cookie:` header (a leading
+ `Cookie:` is skipped), per RFC 6265: pairs split at `;`, white space ignored,
+ a value in double quotes unquoted. With several cookies of the session
+ cookie's name, the first whose value is a well-formed id wins.
+
+ Returns the id (64 lowercase hex characters) from `malloc` (release it with
+ `free()`), or NULL with `SESSION_ERROR_NOT_FOUND` when the header holds no
+ well-formed session cookie: answer 401. It does not look the session up; pass
+ the id to `session_get`.
+
+ # Safety
+ `cookie_header` is NULL or a NUL-terminated string.
+ */
+char *session_id_from_cookie_header(const char *cookie_header);
 
 /*
  Generates a session id: 32 bytes from the operating system's CSPRNG as 64
@@ -555,6 +640,54 @@ int session_store_delete_value(const session_store_t *store,
 char *session_store_pop_value(const session_store_t *store,
                               const char *session_id,
                               const char *key);
+
+/*
+ `session_destroy_owner` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
+ */
+long session_store_destroy_owner(const session_store_t *store, const char *owner);
+
+/*
+ `session_list_owner` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
+ */
+char *session_store_list_owner(const session_store_t *store, const char *owner);
+
+/*
+ `session_count_owner` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
+ */
+long session_store_count_owner(const session_store_t *store, const char *owner);
+
+/*
+ `session_cookie_header` on `store` (its `"cookie"` configuration).
+
+ # Safety
+ `store` is NULL or an open handle; `session_id` is NULL or NUL-terminated.
+ */
+char *session_store_cookie_header(const session_store_t *store, const char *session_id);
+
+/*
+ `session_cookie_clear_header` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle.
+ */
+char *session_store_cookie_clear_header(const session_store_t *store);
+
+/*
+ `session_id_from_cookie_header` on `store` (its cookie name).
+
+ # Safety
+ `store` is NULL or an open handle; `cookie_header` is NULL or NUL-terminated.
+ */
+char *session_store_id_from_cookie_header(const session_store_t *store, const char *cookie_header);
 
 /*
  Frees a string returned by libsession. Equivalent to `free()`, for callers

@@ -16,7 +16,9 @@
 //! names it. Keys outside `sessions`, `storages` and `databases` belong to the rest
 //! of the application and are ignored.
 
+use crate::cookie::{self, CookieConfig};
 use crate::error::{Error, Result};
+use crate::seal::Secret;
 use crate::store::{self, DriverConfig, Expiry};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -42,6 +44,11 @@ pub const COMMON_KEYS: &[&str] = &[
     "idle_timeout",
     "regenerate_grace",
     "max_data_size",
+    "secret",
+    "secret_fallbacks",
+    "cookie",
+    "owner_key",
+    "max_sessions_per_owner",
 ];
 
 /// A complete, validated configuration: one or more named stores.
@@ -66,6 +73,20 @@ pub struct StoreConfig {
     pub max_data_size: usize,
     pub expiry: Expiry,
     pub driver: DriverConfig,
+    /// `secret` then `secret_fallbacks`: empty when data is stored unencrypted.
+    pub secrets: Vec<Secret>,
+    pub cookie: CookieConfig,
+    /// The owner index, when `owner_key` is set.
+    pub owner: Option<OwnerConfig>,
+}
+
+/// `owner_key` and `max_sessions_per_owner`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerConfig {
+    /// The top-level member of the session data that names its owner.
+    pub key: String,
+    /// Creating one more session for an owner ends its oldest beyond this many.
+    pub max_sessions: Option<u64>,
 }
 
 impl Config {
@@ -80,6 +101,9 @@ impl Config {
                 max_data_size: DEFAULT_MAX_DATA_SIZE,
                 expiry: Expiry::default(),
                 driver: DriverConfig::File(store::file::FileConfig::in_dir(".".into())),
+                secrets: Vec::new(),
+                cookie: CookieConfig::default(),
+                owner: None,
             }],
             default: Some(0),
         }
@@ -204,6 +228,9 @@ fn parse_store(name: &str, section: &Section, root: &Root) -> Result<StoreConfig
             "a positive integer of at most 536870912 (bytes)",
         )?
         .map_or(DEFAULT_MAX_DATA_SIZE, |n| n as usize);
+    let secrets = parse_secrets(section)?;
+    let cookie = cookie::parse(section)?;
+    let owner = parse_owner(section)?;
     let driver = section.string("driver")?.unwrap_or("storage");
     let config = store::parse(driver, section, root)?;
     section.finish(driver)?;
@@ -217,7 +244,64 @@ fn parse_store(name: &str, section: &Section, root: &Root) -> Result<StoreConfig
             regenerate_grace: Duration::from_secs(regenerate_grace),
         },
         driver: config,
+        secrets,
+        cookie,
+        owner,
     })
+}
+
+/// `secret` and `secret_fallbacks`: each at least 32 bytes, never quoted.
+fn parse_secrets(section: &Section) -> Result<Vec<Secret>> {
+    let mut secrets = Vec::new();
+    if let Some(secret) = section.string("secret")? {
+        secrets.push(Secret::new(secret.as_bytes(), &section.key_path("secret"))?);
+    }
+    let key = section.key_path("secret_fallbacks");
+    match section.get("secret_fallbacks") {
+        None => {}
+        Some(_) if secrets.is_empty() => {
+            return Err(Error::config(format!(
+                "{key} needs {}: the secret every write uses",
+                section.key_path("secret")
+            )))
+        }
+        Some(Value::Array(list)) => {
+            for (i, value) in list.iter().enumerate() {
+                let Value::String(text) = value else {
+                    return Err(Error::config(format!("{key}[{i}] must be a string")));
+                };
+                secrets.push(Secret::new(text.as_bytes(), &format!("{key}[{i}]"))?);
+            }
+        }
+        Some(_) => return Err(Error::config(format!("{key} must be an array of strings"))),
+    }
+    Ok(secrets)
+}
+
+/// `owner_key` and `max_sessions_per_owner`.
+fn parse_owner(section: &Section) -> Result<Option<OwnerConfig>> {
+    let key = section.string("owner_key")?;
+    let max_sessions = section.u64_in(
+        "max_sessions_per_owner",
+        1..=1_000_000,
+        "an integer from 1 to 1000000 (sessions)",
+    )?;
+    match (key, max_sessions) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(Error::config(format!(
+            "{} needs {}: the member of the session data that names its owner",
+            section.key_path("max_sessions_per_owner"),
+            section.key_path("owner_key")
+        ))),
+        (Some(""), _) => Err(Error::config(format!(
+            "{} must name a member of the session data, such as \"user_id\"",
+            section.key_path("owner_key")
+        ))),
+        (Some(key), max_sessions) => Ok(Some(OwnerConfig {
+            key: key.to_string(),
+            max_sessions,
+        })),
+    }
 }
 
 const SECONDS_TEN_YEARS: &str = "a positive integer (seconds) of at most 315360000 (ten years)";
@@ -340,7 +424,11 @@ impl<'a> Section<'a> {
 /// A message for a value of the wrong type or range, quoting (a short prefix of) it.
 pub fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {
     // Values that may hold a secret are never quoted.
-    if key.ends_with("password") || key.ends_with(".url") || key.starts_with("databases") {
+    if key.ends_with("password")
+        || key.ends_with(".url")
+        || key.starts_with("databases")
+        || key.contains("secret")
+    {
         return Error::config(format!("{key} must be {expected}"));
     }
     let mut shown = got.to_string();

@@ -33,6 +33,10 @@ pub enum SessionError {
     /// `session_update_if`: the session changed since it was read (its version is
     /// newer). Read it again and retry.
     Conflict = 9,
+    /// The stored session does not decrypt: changed, truncated, copied from another
+    /// id, or sealed with a secret that is no longer configured. Treat it as a
+    /// forged session (401), not as an outage.
+    Corrupt = 10,
 }
 
 impl SessionError {
@@ -48,6 +52,7 @@ impl SessionError {
             6 => SessionError::Config,
             8 => SessionError::Full,
             9 => SessionError::Conflict,
+            10 => SessionError::Corrupt,
             _ => SessionError::Internal,
         }
     }

@@ -270,6 +270,35 @@ fn op_remove_expired(s: &Sessions) -> Result<c_long> {
     s.remove_expired().map(|n| c_long_of(n as u64))
 }
 
+unsafe fn op_destroy_owner(s: &Sessions, owner: *const c_char) -> Result<c_long> {
+    s.destroy_owner(c_bytes(owner, "owner")?).map(c_long_of)
+}
+
+unsafe fn op_list_owner(s: &Sessions, owner: *const c_char) -> Result<*mut c_char> {
+    let ids = s.list_owner(c_bytes(owner, "owner")?)?;
+    let list: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+    let json = serde_json::to_vec(&list)
+        .map_err(|e| Error::new(SessionError::Internal, format!("cannot write JSON: {e}")))?;
+    malloc_string(&json)
+}
+
+unsafe fn op_count_owner(s: &Sessions, owner: *const c_char) -> Result<c_long> {
+    s.count_owner(c_bytes(owner, "owner")?).map(c_long_of)
+}
+
+unsafe fn op_cookie_header(s: &Sessions, id: *const c_char) -> Result<*mut c_char> {
+    malloc_string(s.cookie_header(c_id(id)?)?.as_bytes())
+}
+
+fn op_cookie_clear_header(s: &Sessions) -> Result<*mut c_char> {
+    malloc_string(s.clear_cookie_header().as_bytes())
+}
+
+unsafe fn op_id_from_cookie_header(s: &Sessions, header: *const c_char) -> Result<*mut c_char> {
+    let id = s.id_from_cookie_header(c_bytes(header, "cookie_header")?)?;
+    malloc_string(id.as_bytes())
+}
+
 /// Creates a session holding `data` (usually JSON; any bytes up to the first NUL)
 /// under a fresh id, in the default store. It ends `lifetime` seconds from now (or
 /// earlier, after `idle_timeout` seconds without use).
@@ -312,8 +341,11 @@ pub unsafe extern "C" fn session_create_ttl(
 /// The copy is allocated with `malloc`: the caller owns it and releases it with
 /// `free()`. Returns NULL when the session does not exist, has ended or was
 /// destroyed (`session_last_error_code()` is `SESSION_ERROR_NOT_FOUND`), when the
-/// id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), or when the store
-/// fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`).
+/// id is NULL or malformed (`SESSION_ERROR_INVALID_ARGUMENT`), when the store
+/// fails (`SESSION_ERROR_STORAGE_UNAVAILABLE`, `SESSION_ERROR_TIMEOUT`), or, in a
+/// store with a `secret`, when the stored data does not decrypt: changed,
+/// truncated, copied from another id or sealed with a secret no longer configured
+/// (`SESSION_ERROR_CORRUPT`; answer 401 as for a forged cookie).
 ///
 /// With `idle_timeout`, a get moves the session's idle end to now + `idle_timeout`,
 /// but writes only once more than 1% of `idle_timeout` has passed since the last
@@ -566,6 +598,98 @@ pub unsafe extern "C" fn session_pop_value(
 ) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
         op_pop_value(&*global::default_store()?, session_id, key)
+    })
+}
+
+/// Ends every live session of `owner` in the default store ("log out
+/// everywhere", after a password change): the sessions whose data has the store's
+/// `owner_key` member equal to `owner` (a string as it is, a number as its JSON
+/// text: owner "42" for `"user_id": 42`).
+///
+/// Returns how many sessions it ended (0 when the owner has none), -1 on error:
+/// `SESSION_ERROR_CONFIG` when the store has no `owner_key`. Its cost grows with
+/// the owner's sessions, not with the store's. Thread-safe.
+///
+/// # Safety
+/// `owner` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_destroy_owner(owner: *const c_char) -> c_long {
+    boundary(-1, || op_destroy_owner(&*global::default_store()?, owner))
+}
+
+/// The ids of the live sessions of `owner` (see `session_destroy_owner`) as a
+/// JSON array of strings, the session that ends first first: `[]` when there are
+/// none.
+///
+/// Returns a string from `malloc` (release it with `free()`), NULL on error.
+/// Reading the list does not count as a use of the sessions: their idle ends stay.
+///
+/// # Safety
+/// `owner` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_list_owner(owner: *const c_char) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_list_owner(&*global::default_store()?, owner)
+    })
+}
+
+/// How many live sessions `owner` has (see `session_destroy_owner`); -1 on error.
+///
+/// # Safety
+/// `owner` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_count_owner(owner: *const c_char) -> c_long {
+    boundary(-1, || op_count_owner(&*global::default_store()?, owner))
+}
+
+/// The value of a `Set-Cookie` header that gives the browser session
+/// `session_id`, from the store's `"cookie"` configuration: for example
+/// `session_id=ID; Max-Age=3600; Expires=...; Path=/; Secure; HttpOnly; SameSite=Lax`.
+/// `Max-Age` and `Expires` come from `lifetime`; without them (`"persistent":
+/// false`) it is a session cookie.
+///
+/// Returns a string from `malloc` (release it with `free()`); NULL with
+/// `SESSION_ERROR_INVALID_ARGUMENT` when `session_id` is not well-formed. It does
+/// not look the session up.
+///
+/// # Safety
+/// `session_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_cookie_header(session_id: *const c_char) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_cookie_header(&*global::default_store()?, session_id)
+    })
+}
+
+/// The value of a `Set-Cookie` header that deletes the session cookie (send it
+/// on logout): the cookie's name, `Path` and `Domain` with `Max-Age=0`.
+///
+/// Returns a string from `malloc` (release it with `free()`), NULL on error.
+#[no_mangle]
+pub extern "C" fn session_cookie_clear_header() -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_cookie_clear_header(&*global::default_store()?)
+    })
+}
+
+/// Finds the session id in the value of a request's `Cookie:` header (a leading
+/// `Cookie:` is skipped), per RFC 6265: pairs split at `;`, white space ignored,
+/// a value in double quotes unquoted. With several cookies of the session
+/// cookie's name, the first whose value is a well-formed id wins.
+///
+/// Returns the id (64 lowercase hex characters) from `malloc` (release it with
+/// `free()`), or NULL with `SESSION_ERROR_NOT_FOUND` when the header holds no
+/// well-formed session cookie: answer 401. It does not look the session up; pass
+/// the id to `session_get`.
+///
+/// # Safety
+/// `cookie_header` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn session_id_from_cookie_header(
+    cookie_header: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_id_from_cookie_header(&*global::default_store()?, cookie_header)
     })
 }
 
@@ -913,6 +1037,85 @@ pub unsafe extern "C" fn session_store_pop_value(
 ) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
         op_pop_value(store_ref(store)?, session_id, key)
+    })
+}
+
+/// `session_destroy_owner` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_destroy_owner(
+    store: *const SessionStore,
+    owner: *const c_char,
+) -> c_long {
+    boundary(-1, || op_destroy_owner(store_ref(store)?, owner))
+}
+
+/// `session_list_owner` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_list_owner(
+    store: *const SessionStore,
+    owner: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_list_owner(store_ref(store)?, owner)
+    })
+}
+
+/// `session_count_owner` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_count_owner(
+    store: *const SessionStore,
+    owner: *const c_char,
+) -> c_long {
+    boundary(-1, || op_count_owner(store_ref(store)?, owner))
+}
+
+/// `session_cookie_header` on `store` (its `"cookie"` configuration).
+///
+/// # Safety
+/// `store` is NULL or an open handle; `session_id` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_cookie_header(
+    store: *const SessionStore,
+    session_id: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_cookie_header(store_ref(store)?, session_id)
+    })
+}
+
+/// `session_cookie_clear_header` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_cookie_clear_header(
+    store: *const SessionStore,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_cookie_clear_header(store_ref(store)?)
+    })
+}
+
+/// `session_id_from_cookie_header` on `store` (its cookie name).
+///
+/// # Safety
+/// `store` is NULL or an open handle; `cookie_header` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_id_from_cookie_header(
+    store: *const SessionStore,
+    cookie_header: *const c_char,
+) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_id_from_cookie_header(store_ref(store)?, cookie_header)
     })
 }
 

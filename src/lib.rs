@@ -6,10 +6,12 @@
 //! [`sessions`] ties a store to the shared rules.
 
 pub mod config;
+pub mod cookie;
 pub mod error;
 pub mod ffi;
 pub mod id;
 pub mod json_object;
+pub mod seal;
 pub mod sessions;
 pub mod store;
 

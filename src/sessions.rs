@@ -1,13 +1,43 @@
 //! The session API in plain Rust: one configured store plus the rules every driver
-//! shares (fresh ids, size and lifetime limits, what "not found" means). The C API
-//! in `ffi.rs` is a thin layer over [`Sessions`].
+//! shares (fresh ids, size and lifetime limits, what "not found" means), encryption
+//! at rest, the owner index and the session cookie. The C API in `ffi.rs` is a thin
+//! layer over [`Sessions`].
+//!
+//! # Encryption
+//! With a `secret`, every write seals the data for its id ([`crate::seal`]) and
+//! every read opens it; per-key changes open, change and seal again inside the
+//! store's atomic read-modify-write, and regenerate seals the data for the new id
+//! in the same atomic step as the move.
+//!
+//! # Owner index
+//! With `owner_key`, a write whose data names an owner first records the id in the
+//! store's index for that owner (create, update, update_if; per-key changes and
+//! regenerate when the owner changes or the id does), then writes the session. A
+//! crash in between leaves an entry without a session, which readers skip; never a
+//! session without an entry. Entries carry a bound of `max_lifetime` +
+//! [`INDEX_SLACK`] from their last write, so an entry outlives its session and the
+//! bound tells when it was written. Reading an owner checks every entry against
+//! its session (live, and still of that owner), and drops the entries of sessions
+//! that are gone once the entry is older than [`INDEX_YOUNG`] (a younger one may
+//! belong to a create still in flight).
 
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, OwnerConfig, StoreConfig};
+use crate::cookie::CookieConfig;
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
 use crate::json_object;
-use crate::store::{self, Change, Outcome, Store};
+use crate::seal::{OwnerTag, Sealer};
+use crate::store::{self, nanos, now_ns, Change, Outcome, Store};
+use std::borrow::Cow;
 use std::time::Duration;
+
+/// Added to `max_lifetime` in an owner-index entry's bound, so that the entry
+/// outlives its session by this much whatever the clocks of writers say.
+pub const INDEX_SLACK: Duration = Duration::from_secs(60);
+/// An owner-index entry whose session is missing is dropped only once it is this
+/// old: a younger one may be a create between its index write and its session
+/// write.
+pub const INDEX_YOUNG: Duration = Duration::from_secs(600);
 
 /// Fresh ids tried before `create` gives up; a collision of 256-bit random ids
 /// does not happen, so a second try already means the store misbehaves.
@@ -20,6 +50,15 @@ pub struct Sessions {
     lifetime: Duration,
     max_lifetime: Duration,
     max_data_size: usize,
+    sealer: Option<Sealer>,
+    cookie: CookieConfig,
+    owner: Option<OwnerConfig>,
+}
+
+/// A live session found through the owner index.
+struct Owned {
+    id: SessionId,
+    absolute_ns: u64,
 }
 
 impl Sessions {
@@ -30,6 +69,10 @@ impl Sessions {
 
     /// Opens one store.
     pub fn open_store(config: &StoreConfig) -> Result<Sessions> {
+        let sealer = match config.secrets.split_first() {
+            Some((secret, fallbacks)) => Some(Sealer::new(secret, fallbacks)?),
+            None => None,
+        };
         let store = store::open(&config.driver, config.expiry)?;
         Ok(Sessions {
             name: config.name.clone(),
@@ -37,6 +80,9 @@ impl Sessions {
             lifetime: config.lifetime,
             max_lifetime: config.max_lifetime,
             max_data_size: config.max_data_size,
+            sealer,
+            cookie: config.cookie.clone(),
+            owner: config.owner.clone(),
         })
     }
 
@@ -89,11 +135,22 @@ impl Sessions {
 
     fn create_for(&self, data: &[u8], lifetime: Duration) -> Result<SessionId> {
         self.check_size(data)?;
+        let owner = self.owner_of(data);
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate()?;
-            match self.store.create(&id, data, lifetime)? {
+            if let Some(owner) = &owner {
+                self.index(owner, &id)?;
+            }
+            let sealed = self.seal(&id, data)?;
+            match self.store.create(&id, &sealed, lifetime)? {
                 Outcome::Taken => continue,
-                outcome => return self.written(outcome).map(|()| id),
+                outcome => {
+                    self.written(outcome)?;
+                    if let Some(owner) = &owner {
+                        self.limit_owner(owner, &id)?;
+                    }
+                    return Ok(id);
+                }
             }
         }
         Err(Error::new(
@@ -105,27 +162,40 @@ impl Sessions {
     /// The data of a live session.
     pub fn get(&self, id: &[u8]) -> Result<Vec<u8>> {
         let id = SessionId::parse(id)?;
-        self.store.get(&id)?.ok_or_else(Error::not_found)
+        let stored = self.store.get(&id)?.ok_or_else(Error::not_found)?;
+        self.unseal(&id, stored)
     }
 
     /// Replaces the data of a live session, keeping its absolute end.
     pub fn update(&self, id: &[u8], data: &[u8]) -> Result<()> {
         let id = SessionId::parse(id)?;
         self.check_size(data)?;
-        self.written(self.store.update(&id, data)?)
+        if let Some(owner) = self.owner_of(data) {
+            self.index(&owner, &id)?;
+        }
+        let sealed = self.seal(&id, data)?;
+        self.written(self.store.update(&id, &sealed)?)
     }
 
     /// The data of a live session and its version.
     pub fn get_versioned(&self, id: &[u8]) -> Result<(Vec<u8>, u64)> {
         let id = SessionId::parse(id)?;
-        self.store.get_versioned(&id)?.ok_or_else(Error::not_found)
+        let (stored, version) = self
+            .store
+            .get_versioned(&id)?
+            .ok_or_else(Error::not_found)?;
+        Ok((self.unseal(&id, stored)?, version))
     }
 
     /// Replaces the data only while the version is `version`; `Conflict` otherwise.
     pub fn update_if(&self, id: &[u8], data: &[u8], version: u64) -> Result<()> {
         let id = SessionId::parse(id)?;
         self.check_size(data)?;
-        self.written(self.store.update_if(&id, data, version)?)
+        if let Some(owner) = self.owner_of(data) {
+            self.index(&owner, &id)?;
+        }
+        let sealed = self.seal(&id, data)?;
+        self.written(self.store.update_if(&id, &sealed, version)?)
     }
 
     /// The value of top-level member `key` of a session whose data is a JSON
@@ -166,9 +236,26 @@ impl Sessions {
         Ok(popped)
     }
 
+    /// One atomic read-modify-write of the data as the caller sees it (opened
+    /// and sealed again around `change` with a secret; indexed under its owner
+    /// when `change` gives it another one).
     fn change(&self, id: &[u8], change: &mut Change) -> Result<()> {
         let id = SessionId::parse(id)?;
-        self.written(self.store.modify(&id, change)?)
+        let mut stored_change = |stored: &[u8]| -> Result<Option<Vec<u8>>> {
+            let plain = self.unseal_ref(&id, stored)?;
+            let Some(new) = change(&plain)? else {
+                return Ok(None);
+            };
+            if self.owner.is_some() {
+                if let Some(owner) = self.owner_of(&new) {
+                    if self.owner_of(&plain).as_ref() != Some(&owner) {
+                        self.index(&owner, &id)?;
+                    }
+                }
+            }
+            Ok(Some(self.seal(&id, &new)?.into_owned()))
+        };
+        self.written(self.store.modify(&id, &mut stored_change)?)
     }
 
     /// Removes a session; a session that is already gone is not an error.
@@ -210,7 +297,24 @@ impl Sessions {
         let old = SessionId::parse(id)?;
         for _ in 0..CREATE_ATTEMPTS {
             let new = SessionId::generate()?;
-            match self.store.regenerate(&old, &new)? {
+            // With a secret or an owner index the data is looked at inside the
+            // move: sealed for the new id, and the new id indexed first.
+            let mut rewrite = |stored: &[u8]| -> Result<Option<Vec<u8>>> {
+                let plain = self.unseal_ref(&old, stored)?;
+                if let Some(owner) = self.owner_of(&plain) {
+                    self.index(&owner, &new)?;
+                }
+                match &self.sealer {
+                    Some(sealer) => sealer.seal(&new, &plain).map(Some),
+                    None => Ok(None),
+                }
+            };
+            let rewrite: Option<&mut Change> = if self.sealer.is_some() || self.owner.is_some() {
+                Some(&mut rewrite)
+            } else {
+                None
+            };
+            match self.store.regenerate(&old, &new, rewrite)? {
                 Outcome::Taken => continue,
                 outcome => return self.written(outcome).map(|()| new),
             }
@@ -224,6 +328,170 @@ impl Sessions {
     /// Deletes the ended sessions and returns how many.
     pub fn remove_expired(&self) -> Result<usize> {
         self.store.remove_expired()
+    }
+
+    /// Ends every live session of `owner`; returns how many it ended.
+    pub fn destroy_owner(&self, owner: &[u8]) -> Result<u64> {
+        let owned = self.owned(owner)?;
+        let tags = self.owner_tags(json_key(owner)?);
+        for session in &owned {
+            self.store.destroy(&session.id)?;
+        }
+        let ids: Vec<SessionId> = owned.iter().map(|s| s.id).collect();
+        for tag in &tags {
+            self.store.index_remove(tag, &ids)?;
+        }
+        Ok(owned.len() as u64)
+    }
+
+    /// The ids of the live sessions of `owner`, the one that ends first first.
+    pub fn list_owner(&self, owner: &[u8]) -> Result<Vec<SessionId>> {
+        Ok(self.owned(owner)?.into_iter().map(|s| s.id).collect())
+    }
+
+    /// How many live sessions `owner` has.
+    pub fn count_owner(&self, owner: &[u8]) -> Result<u64> {
+        Ok(self.owned(owner)?.len() as u64)
+    }
+
+    /// The `Set-Cookie` value that gives the browser session `id`.
+    pub fn cookie_header(&self, id: &[u8]) -> Result<String> {
+        let id = SessionId::parse(id)?;
+        let now_secs = now_ns() / 1_000_000_000;
+        Ok(self.cookie.set_header(&id, self.lifetime, now_secs))
+    }
+
+    /// The `Set-Cookie` value that deletes the session cookie.
+    pub fn clear_cookie_header(&self) -> String {
+        self.cookie.clear_header()
+    }
+
+    /// The session id in a request's `Cookie:` header value.
+    pub fn id_from_cookie_header(&self, header: &[u8]) -> Result<SessionId> {
+        self.cookie.find_id(header)
+    }
+}
+
+/// Encryption and the owner index.
+impl Sessions {
+    /// The bytes stored for `plain` under `id`: sealed when there is a secret.
+    fn seal<'a>(&self, id: &SessionId, plain: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        match &self.sealer {
+            Some(sealer) => sealer.seal(id, plain).map(Cow::Owned),
+            None => Ok(Cow::Borrowed(plain)),
+        }
+    }
+
+    /// The data of the bytes stored under `id`.
+    fn unseal(&self, id: &SessionId, stored: Vec<u8>) -> Result<Vec<u8>> {
+        match &self.sealer {
+            Some(sealer) => sealer.open(id, &stored),
+            None => Ok(stored),
+        }
+    }
+
+    fn unseal_ref<'a>(&self, id: &SessionId, stored: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        match &self.sealer {
+            Some(sealer) => sealer.open(id, stored).map(Cow::Owned),
+            None => Ok(Cow::Borrowed(stored)),
+        }
+    }
+
+    /// The owner `data` names: its `owner_key` member, a string as it is or a
+    /// number as its JSON text. `None` without an owner index, or when the data
+    /// is not an object, lacks the member, or holds another type or "".
+    fn owner_of(&self, data: &[u8]) -> Option<String> {
+        let key = &self.owner.as_ref()?.key;
+        let value = json_object::get(data, key).ok()??;
+        match value.first()? {
+            b'"' => serde_json::from_slice::<String>(value)
+                .ok()
+                .filter(|s| !s.is_empty()),
+            b'-' | b'0'..=b'9' => std::str::from_utf8(value).ok().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// The tags `owner` may be indexed under: the current secret's first (new
+    /// entries), then each fallback's (entries written before a rotation).
+    fn owner_tags(&self, owner: &str) -> Vec<OwnerTag> {
+        match &self.sealer {
+            Some(sealer) => sealer.owner_tags(owner),
+            None => vec![OwnerTag::plain(owner)],
+        }
+    }
+
+    fn index_span(&self) -> u64 {
+        nanos(self.max_lifetime + INDEX_SLACK)
+    }
+
+    /// Records `id` under `owner` before a write that makes it the owner's.
+    fn index(&self, owner: &str, id: &SessionId) -> Result<()> {
+        let tag = self.owner_tags(owner).swap_remove(0);
+        let bound = now_ns().saturating_add(self.index_span());
+        self.store.index_add(&tag, id, bound)
+    }
+
+    /// The live sessions of `owner`, checked one by one against the index (the
+    /// one that ends first first). Drops the entries of sessions that are gone.
+    fn owned(&self, owner: &[u8]) -> Result<Vec<Owned>> {
+        if self.owner.is_none() {
+            return Err(Error::config(format!(
+                "session store {:?} has no owner index: set \"owner_key\" in its configuration",
+                self.name
+            )));
+        }
+        let owner = json_key(owner)?;
+        if owner.is_empty() {
+            return Err(Error::invalid("owner is empty"));
+        }
+        let now = now_ns();
+        // An entry bound before this was written more than INDEX_YOUNG ago.
+        let settled = (now + self.index_span()).saturating_sub(nanos(INDEX_YOUNG));
+        let mut owned: Vec<Owned> = Vec::new();
+        for tag in self.owner_tags(owner) {
+            let entries = self.store.index_list(&tag)?;
+            let ids: Vec<SessionId> = entries.iter().map(|(id, _)| *id).collect();
+            let found = self.store.peek_many(&ids)?;
+            let mut gone = Vec::new();
+            for ((id, bound), found) in entries.into_iter().zip(found) {
+                let Some((stored, absolute_ns)) = found else {
+                    if bound <= settled {
+                        gone.push(id);
+                    }
+                    continue;
+                };
+                // A session that does not open (an old secret, damage) or names
+                // another owner now is passed over; its entry stays until its bound.
+                let Ok(plain) = self.unseal_ref(&id, &stored) else {
+                    continue;
+                };
+                let is_owner = self.owner_of(&plain).as_deref() == Some(owner);
+                if is_owner && !owned.iter().any(|o| o.id == id) {
+                    owned.push(Owned { id, absolute_ns });
+                }
+            }
+            if !gone.is_empty() {
+                self.store.index_remove(&tag, &gone)?;
+            }
+        }
+        owned.sort_by_key(|o| (o.absolute_ns, *o.id.as_bytes()));
+        Ok(owned)
+    }
+
+    /// After creating `new` for `owner`: ends the owner's sessions beyond
+    /// `max_sessions_per_owner`, those that end first first, never `new`.
+    fn limit_owner(&self, owner: &str, new: &SessionId) -> Result<()> {
+        let Some(max) = self.owner.as_ref().and_then(|o| o.max_sessions) else {
+            return Ok(());
+        };
+        let owned = self.owned(owner.as_bytes())?;
+        let excess = (owned.len() as u64).saturating_sub(max);
+        let oldest = owned.iter().filter(|o| o.id != *new).take(excess as usize);
+        for session in oldest {
+            self.store.destroy(&session.id)?;
+        }
+        Ok(())
     }
 }
 

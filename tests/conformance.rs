@@ -386,7 +386,7 @@ fn regenerate_moves_the_session_to_a_fresh_id() {
         // A regenerate onto a live id changes nothing.
         let other = s.create(b"other").unwrap();
         assert_eq!(
-            s.store().regenerate(&new, &other).unwrap(),
+            s.store().regenerate(&new, &other, None).unwrap(),
             Outcome::Taken,
             "{}",
             s.name
@@ -465,7 +465,10 @@ fn regenerate_is_atomic_for_eight_reader_threads() {
                 let new = SessionId::generate().unwrap();
                 *pair.lock().unwrap() = Some((old, new));
                 std::thread::sleep(Duration::from_millis(2));
-                assert_eq!(store.regenerate(&old, &new).unwrap(), Outcome::Applied);
+                assert_eq!(
+                    store.regenerate(&old, &new, None).unwrap(),
+                    Outcome::Applied
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
             stop.store(true, Ordering::Relaxed);
@@ -827,4 +830,303 @@ fn concurrent_set_values_and_compare_and_set_lose_no_update() {
             s.name
         );
     });
+}
+
+const SECRET: &str = "an example secret for tests, longer than 32 bytes";
+const OLD_SECRET: &str = "the previous secret for tests, also over 32 bytes";
+
+fn session_id(text: &[u8]) -> SessionId {
+    SessionId::parse(text).unwrap()
+}
+
+#[test]
+fn encrypted_sessions_round_trip_and_store_no_plaintext() {
+    let extra = format!(r#", "secret": "{SECRET}", "owner_key": "user_id""#);
+    on_every_driver(&extra, |s| {
+        let plain = br#"{"user_id":42,"email":"alice@example.com"}"#;
+        let id = s.create(plain).unwrap();
+        assert_eq!(s.get(id.as_bytes()).unwrap(), plain);
+        let stored = s.store().get(&id).unwrap().unwrap();
+        assert!(
+            !stored.windows(5).any(|w| w == b"alice"),
+            "{}: plaintext at rest",
+            s.name
+        );
+        // Every path reads and writes through the seal.
+        s.set_value(id.as_bytes(), b"flash", b"\"saved\"").unwrap();
+        assert_eq!(
+            s.pop_value(id.as_bytes(), b"flash").unwrap().unwrap(),
+            b"\"saved\""
+        );
+        assert_eq!(
+            s.get_value(id.as_bytes(), b"user_id").unwrap().unwrap(),
+            b"42"
+        );
+        let (data, version) = s.get_versioned(id.as_bytes()).unwrap();
+        assert_eq!(data, plain);
+        s.update_if(id.as_bytes(), b"{\"user_id\":42,\"n\":1}", version)
+            .unwrap();
+        let new = s.regenerate(id.as_bytes()).unwrap();
+        assert_eq!(s.get(new.as_bytes()).unwrap(), b"{\"user_id\":42,\"n\":1}");
+        assert_eq!(
+            s.list_owner(b"42").unwrap(),
+            vec![new],
+            "{}: regenerate keeps the owner index",
+            s.name
+        );
+        // The same record under another id does not open.
+        let stored = s.store().get(&new).unwrap().unwrap();
+        let other = SessionId::generate().unwrap();
+        let lifetime = Duration::from_secs(60);
+        assert_eq!(
+            s.store().create(&other, &stored, lifetime).unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(code(s.get(other.as_bytes())), SessionError::Corrupt);
+        // One flipped byte anywhere: CORRUPT, and per-key writes leave it alone.
+        for i in [0, 3, 10, stored.len() / 2, stored.len() - 1] {
+            let mut bad = stored.clone();
+            bad[i] ^= 0x20;
+            s.store().update(&new, &bad).unwrap();
+            assert_eq!(
+                code(s.get(new.as_bytes())),
+                SessionError::Corrupt,
+                "{}",
+                s.name
+            );
+            assert_eq!(
+                code(s.set_value(new.as_bytes(), b"k", b"1")),
+                SessionError::Corrupt
+            );
+            assert_eq!(s.store().get(&new).unwrap().unwrap(), bad);
+            assert_eq!(code(s.regenerate(new.as_bytes())), SessionError::Corrupt);
+        }
+        // Truncated, and stored without a secret.
+        s.store().update(&new, &stored[..stored.len() - 1]).unwrap();
+        assert_eq!(code(s.get(new.as_bytes())), SessionError::Corrupt);
+        s.store().update(&new, plain).unwrap();
+        assert_eq!(code(s.get(new.as_bytes())), SessionError::Corrupt);
+    });
+}
+
+#[test]
+fn rotated_secrets_read_old_sessions_and_write_with_the_new_one() {
+    let old_only = format!(r#", "secret": "{OLD_SECRET}", "owner_key": "user_id""#);
+    on_every_driver(&old_only, |old| {
+        let rotated = Sessions::open_store(
+            &Config::from_json(
+                format!(
+                    r#"{{"sessions": {{"driver": "memory", "secret": "{SECRET}", "secret_fallbacks": ["{OLD_SECRET}"], "owner_key": "user_id"}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+            .stores[0],
+        )
+        .unwrap();
+        let new_only = open(&format!(
+            r#"{{"sessions": {{"driver": "memory", "secret": "{SECRET}"}}}}"#
+        ));
+        // A session written with the old secret, moved as it is into the rotated
+        // store (same id, so the record still authenticates).
+        let id = old.create(b"{\"user_id\":7}").unwrap();
+        let record = old.store().get(&id).unwrap().unwrap();
+        let lifetime = Duration::from_secs(60);
+        rotated.store().create(&id, &record, lifetime).unwrap();
+        new_only.store().create(&id, &record, lifetime).unwrap();
+        assert_eq!(rotated.get(id.as_bytes()).unwrap(), b"{\"user_id\":7}");
+        assert_eq!(code(new_only.get(id.as_bytes())), SessionError::Corrupt);
+        // After an update it reads with the new secret alone.
+        rotated
+            .update(id.as_bytes(), b"{\"user_id\":7,\"v\":2}")
+            .unwrap();
+        let resealed = rotated.store().get(&id).unwrap().unwrap();
+        new_only.store().update(&id, &resealed).unwrap();
+        assert_eq!(
+            new_only.get(id.as_bytes()).unwrap(),
+            b"{\"user_id\":7,\"v\":2}"
+        );
+        assert_eq!(
+            old.store().update(&id, &resealed).unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(
+            code(old.get(id.as_bytes())),
+            SessionError::Corrupt,
+            "{}",
+            old.name
+        );
+    });
+}
+
+#[test]
+fn secrets_are_checked_and_never_shown() {
+    for (json, says) in [
+        (
+            r#"{"sessions": {"driver": "memory", "secret": "short"}}"#,
+            "at least 32 bytes",
+        ),
+        (
+            r#"{"sessions": {"driver": "memory", "secret_fallbacks": ["an old secret that is long enough......"]}}"#,
+            "needs sessions.secret",
+        ),
+        (
+            r#"{"sessions": {"driver": "memory", "secret": "a secret that is long enough...........", "secret_fallbacks": ["short"]}}"#,
+            "secret_fallbacks[0] is 5 bytes",
+        ),
+        (
+            r#"{"sessions": {"driver": "memory", "secret": 123456789}}"#,
+            "must be a string",
+        ),
+    ] {
+        let err = Config::from_json(json.as_bytes()).unwrap_err();
+        assert_eq!(err.code, SessionError::Config, "{json}");
+        assert!(err.message.contains(says), "{json}: {}", err.message);
+        assert!(!err.message.contains("short\""), "{}", err.message);
+        assert!(!err.message.contains("123456789"), "{}", err.message);
+    }
+    let config = Config::from_json(
+        format!(r#"{{"sessions": {{"driver": "memory", "secret": "{SECRET}"}}}}"#).as_bytes(),
+    )
+    .unwrap();
+    assert!(!format!("{config:?}").contains(SECRET));
+}
+
+#[test]
+fn the_owner_index_finds_destroys_and_follows_every_write() {
+    on_every_driver(r#", "owner_key": "user_id""#, |s| {
+        let mut by_owner: Vec<Vec<SessionId>> = vec![Vec::new(); 10];
+        for i in 0..100 {
+            let owner = i % 10;
+            let data = if owner == 9 {
+                format!("{{\"user_id\":\"name-{owner}\",\"i\":{i}}}")
+            } else {
+                format!("{{\"user_id\":{owner},\"i\":{i}}}")
+            };
+            by_owner[owner].push(s.create(data.as_bytes()).unwrap());
+        }
+        let unowned = [
+            s.create(b"{\"i\":1}").unwrap(),
+            s.create(b"not json").unwrap(),
+            s.create(b"{\"user_id\":null}").unwrap(),
+            s.create(b"{\"user_id\":\"\"}").unwrap(),
+        ];
+        assert_eq!(s.count_owner(b"3").unwrap(), 10, "{}", s.name);
+        assert_eq!(s.count_owner(b"name-9").unwrap(), 10, "{}", s.name);
+        assert_eq!(s.count_owner(b"12").unwrap(), 0);
+        let mut listed = s.list_owner(b"4").unwrap();
+        listed.sort_by_key(|id| *id.as_bytes());
+        let mut expected = by_owner[4].clone();
+        expected.sort_by_key(|id| *id.as_bytes());
+        assert_eq!(listed, expected, "{}", s.name);
+        // destroy_owner ends exactly that owner's sessions.
+        assert_eq!(s.destroy_owner(b"3").unwrap(), 10, "{}", s.name);
+        assert_eq!(s.destroy_owner(b"3").unwrap(), 0);
+        for id in &by_owner[3] {
+            assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+        }
+        assert_eq!(s.count().unwrap(), 94, "{}", s.name);
+        for id in by_owner
+            .iter()
+            .enumerate()
+            .filter(|(o, _)| *o != 3)
+            .flat_map(|(_, ids)| ids)
+        {
+            s.get(id.as_bytes()).unwrap();
+        }
+        for id in &unowned {
+            s.get(id.as_bytes()).unwrap();
+        }
+        // The owner follows set_value, update, update_if and regenerate.
+        let moved = by_owner[5][0];
+        s.set_value(moved.as_bytes(), b"user_id", b"6").unwrap();
+        assert_eq!(s.count_owner(b"5").unwrap(), 9, "{}", s.name);
+        assert_eq!(s.count_owner(b"6").unwrap(), 11, "{}", s.name);
+        s.update(moved.as_bytes(), b"{\"user_id\":\"x\"}").unwrap();
+        assert_eq!(s.list_owner(b"x").unwrap(), vec![moved]);
+        let (_, v) = s.get_versioned(unowned[0].as_bytes()).unwrap();
+        s.update_if(unowned[0].as_bytes(), b"{\"user_id\":\"x\"}", v)
+            .unwrap();
+        assert_eq!(s.count_owner(b"x").unwrap(), 2);
+        let regenerated = s.regenerate(moved.as_bytes()).unwrap();
+        let mut xs = s.list_owner(b"x").unwrap();
+        xs.sort_by_key(|id| *id.as_bytes());
+        let mut want = vec![regenerated, unowned[0]];
+        want.sort_by_key(|id| *id.as_bytes());
+        assert_eq!(xs, want, "{}", s.name);
+        s.delete_value(regenerated.as_bytes(), b"user_id").unwrap();
+        assert_eq!(s.list_owner(b"x").unwrap(), vec![unowned[0]]);
+        // Destroyed and expired sessions are not listed; an entry whose session
+        // never got written (a crash between the two writes) is skipped.
+        s.destroy(unowned[0].as_bytes()).unwrap();
+        assert_eq!(s.count_owner(b"x").unwrap(), 0);
+        let crashed = SessionId::generate().unwrap();
+        let tag = session::seal::OwnerTag::plain("7");
+        s.store().index_add(&tag, &crashed, u64::MAX / 2).unwrap();
+        assert_eq!(s.count_owner(b"7").unwrap(), 10, "{}", s.name);
+        assert_eq!(code(s.count_owner(b"")), SessionError::InvalidArgument);
+    });
+}
+
+#[test]
+fn owner_calls_need_an_owner_key() {
+    on_every_driver("", |s| {
+        assert_eq!(code(s.destroy_owner(b"1")), SessionError::Config);
+        assert_eq!(code(s.list_owner(b"1")), SessionError::Config);
+    });
+}
+
+#[test]
+fn max_sessions_per_owner_ends_the_oldest() {
+    on_every_driver(
+        r#", "owner_key": "user_id", "max_sessions_per_owner": 3"#,
+        |s| {
+            let mut ids = Vec::new();
+            for _ in 0..5 {
+                ids.push(s.create(b"{\"user_id\":1}").unwrap());
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            let other = s.create(b"{\"user_id\":2}").unwrap();
+            assert_eq!(s.list_owner(b"1").unwrap(), ids[2..].to_vec(), "{}", s.name);
+            for id in &ids[..2] {
+                assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+            }
+            s.get(other.as_bytes()).unwrap();
+        },
+    );
+}
+
+#[test]
+fn owner_index_survives_a_secret_rotation() {
+    // Entries written under the old secret's tag are still found with it as a
+    // fallback (all drivers share the tag logic; memory shows it).
+    let old = open(&format!(
+        r#"{{"sessions": {{"driver": "memory", "secret": "{OLD_SECRET}", "owner_key": "user_id"}}}}"#
+    ));
+    let rotated = open(&format!(
+        r#"{{"sessions": {{"driver": "memory", "secret": "{SECRET}", "secret_fallbacks": ["{OLD_SECRET}"], "owner_key": "user_id"}}}}"#
+    ));
+    let id = old.create(b"{\"user_id\":5}").unwrap();
+    let record = old.store().get(&id).unwrap().unwrap();
+    rotated
+        .store()
+        .create(&id, &record, Duration::from_secs(60))
+        .unwrap();
+    for tag in session::seal::Sealer::new(
+        &session::seal::Secret::new(OLD_SECRET.as_bytes(), "s").unwrap(),
+        &[],
+    )
+    .unwrap()
+    .owner_tags("5")
+    {
+        rotated.store().index_add(&tag, &id, u64::MAX / 2).unwrap();
+    }
+    let fresh = rotated.create(b"{\"user_id\":5}").unwrap();
+    let mut listed = rotated.list_owner(b"5").unwrap();
+    listed.sort_by_key(|i| *i.as_bytes());
+    let mut want = vec![id, fresh];
+    want.sort_by_key(|i| *i.as_bytes());
+    assert_eq!(listed, want);
+    assert_eq!(rotated.destroy_owner(b"5").unwrap(), 2);
+    let _ = session_id(id.as_bytes());
 }

@@ -226,7 +226,7 @@ fn file_expiry_is_judged_from_the_mtime_and_checked_under_lock() {
 }
 
 #[test]
-fn a_torn_update_leaves_the_old_version() {
+fn a_torn_update_leaves_the_old_version_and_damage_is_corrupt() {
     let dir = TempDir::new("stores");
     let s = file_sessions(dir.path(), 3600);
     let (one, two) = (&b"version one"[..], &b"version two, longer"[..]);
@@ -261,6 +261,13 @@ fn a_torn_update_leaves_the_old_version() {
                 got.unwrap(),
                 one,
                 "damage at {cut}: no fallback to the intact older version"
+            );
+        } else if !overlaps(cut, &desc0) || !overlaps(cut, &desc1) {
+            // A descriptor is intact but its data is not: damage, not a miss.
+            assert_eq!(
+                got.unwrap_err().code,
+                SessionError::Corrupt,
+                "damage at {cut}"
             );
         } else {
             assert_eq!(

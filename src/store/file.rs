@@ -34,6 +34,13 @@
 //! that the directory is still the one at its path. If it was deleted, calls fail
 //! with `SESSION_ERROR_STORAGE_UNAVAILABLE`; once it is back they work again.
 //!
+//! # Owner index
+//! `sessions/owners/TAG/ID` is an empty file for each session indexed under the
+//! owner whose tag is TAG (see [`crate::seal::OwnerTag`]), its mtime the bound
+//! after which the entry may go. Listing an owner reads one small directory.
+//! `remove_expired` drops entries past their bound and owner directories left
+//! empty.
+//!
 //! # Security
 //! The directory is created 0700 (tightened to 0700 if it was looser) and opened
 //! with `O_NOFOLLOW`; every file operation is relative to it, on a name that is a
@@ -42,10 +49,11 @@
 pub mod format;
 pub mod sys;
 
-use super::{now_ns, Expiry, Outcome, Store};
+use super::{now_ns, Change, Expiry, Outcome, Peeked, Store};
 use crate::config::{wrong_type, Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::{SessionId, ID_LEN};
+use crate::seal::OwnerTag;
 use format::{descriptors, free_offset, newest_version, Descriptor, DESC_LEN, HEADER_LEN};
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
@@ -589,9 +597,14 @@ impl FileStore {
         Ok(None)
     }
 
-    /// A get; with `may_recover`, a file left by an interrupted regenerate is given
-    /// back to `id` first.
-    fn read(&self, id: &SessionId, may_recover: bool) -> Result<Option<(Vec<u8>, u64)>> {
+    /// A get (a peek without `refresh`: the idle end stays); with `may_recover`, a
+    /// file left by an interrupted regenerate is given back to `id` first.
+    fn read(
+        &self,
+        id: &SessionId,
+        may_recover: bool,
+        refresh: bool,
+    ) -> Result<Option<(Vec<u8>, Descriptor)>> {
         let Some(file) = self.open_existing(id, libc::O_RDONLY)? else {
             return Ok(None);
         };
@@ -611,7 +624,8 @@ impl FileStore {
                         return Ok(None);
                     }
                     let data = data.to_vec();
-                    let refresh = !desc.read_only()
+                    let refresh = refresh
+                        && !desc.read_only()
                         && self
                             .expiry
                             .refresh_on_read(now, desc.absolute_ns, desc.idle_ns)
@@ -620,23 +634,38 @@ impl FileStore {
                     if refresh {
                         self.refresh_after_read(id)?;
                     }
-                    return Ok(Some((data, desc.version)));
+                    return Ok(Some((data, desc)));
                 }
                 // Renamed to another id by a regenerate: wait for it under the lock.
                 Some(_) if !locked => attempt = OPTIMISTIC_READS,
                 Some(_) => {
                     drop(file);
                     if may_recover && self.recover(id)? {
-                        return self.read(id, false);
+                        return self.read(id, false, refresh);
                     }
                     return Ok(None);
                 }
                 None => attempt += 1,
             }
         }
-        // Under the lock and still no valid version: a creation in progress or
-        // abandoned. Either way the session does not exist (yet).
+        // Under the lock and still no valid version. Without a valid descriptor:
+        // a creation in progress or abandoned, so the session does not exist (yet).
+        // With one whose data does not check out: the file is damaged.
+        if descriptors(&buf).iter().any(|(_, d)| d.tag == tag) {
+            return Err(self.damaged());
+        }
         Ok(None)
+    }
+
+    /// A session file whose data does not match its checksum under the lock.
+    fn damaged(&self) -> Error {
+        Error::new(
+            SessionError::Corrupt,
+            format!(
+                "session directory {}: a session file is damaged (its data does not match its checksum)",
+                self.path.display()
+            ),
+        )
     }
 
     /// A get's refresh of the idle end: skipped when another thread holds the lock
@@ -686,20 +715,27 @@ impl FileStore {
         &self,
         new: &SessionId,
         file: &File,
-        slot: usize,
-        live: Descriptor,
+        (slot, live): (usize, Descriptor),
         now: u64,
+        rewrite: Option<&mut Change>,
     ) -> Result<Outcome> {
         let mut buf = Vec::new();
         self.read_file(file, &mut buf)?;
         let Some((_, data)) = newest_version(&buf, true) else {
-            return Ok(Outcome::Missing);
+            return Err(self.damaged());
         };
+        let rewritten = match rewrite {
+            Some(rewrite) => rewrite(data)?,
+            None => None,
+        };
+        let data = rewritten.as_deref().unwrap_or(data);
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
         let Some(copy) = self.create_file(new)? else {
             return Ok(Outcome::Taken);
         };
         let desc = Descriptor {
-            len: live.len,
+            len,
             seq: 1,
             version: live.version + 1,
             absolute_ns: live.absolute_ns,
@@ -707,7 +743,7 @@ impl FileStore {
             off: HEADER_LEN as u64,
             tag: format::tag(new),
             flags: 0,
-            data_crc: live.data_crc,
+            data_crc: crc32fast::hash(data),
         };
         if let Err(err) = self.write_new(&copy, &desc, data) {
             let _ = sys::unlink_at(self.dir(), Name::of(new).c());
@@ -729,15 +765,15 @@ impl FileStore {
 
     /// Writes `data` as the next version of a file whose live version is `live` (in
     /// `slot`), under the exclusive lock: the data where it overlaps nothing `live`
-    /// names, then the other descriptor, with the next version and the idle end
-    /// moved.
+    /// names, then the other descriptor, with the next version, the idle end moved
+    /// and the id tag `tag` (another id's for a regenerate).
     fn write_data(
         &self,
         file: &File,
-        slot: usize,
-        live: Descriptor,
+        (slot, live): (usize, Descriptor),
         now: u64,
         data: &[u8],
+        tag: u64,
     ) -> Result<Outcome> {
         let len = u32::try_from(data.len())
             .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
@@ -748,6 +784,7 @@ impl FileStore {
             version: live.version + 1,
             idle_ns: self.expiry.idle_end(now, live.absolute_ns),
             off,
+            tag,
             data_crc: crc32fast::hash(data),
             ..live
         };
@@ -846,11 +883,13 @@ impl Store for FileStore {
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
-        Ok(self.read(id, true)?.map(|(data, _)| data))
+        Ok(self.read(id, true, true)?.map(|(data, _)| data))
     }
 
     fn get_versioned(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
-        self.read(id, true)
+        Ok(self
+            .read(id, true, true)?
+            .map(|(data, desc)| (data, desc.version)))
     }
 
     fn update_if(&self, id: &SessionId, data: &[u8], version: u64) -> Result<Outcome> {
@@ -861,7 +900,7 @@ impl Store for FileStore {
             if live.version != version {
                 return Ok(Outcome::Conflict);
             }
-            self.write_data(file, slot, live, now, data)
+            self.write_data(file, (slot, live), now, data, live.tag)
         })
     }
 
@@ -875,10 +914,10 @@ impl Store for FileStore {
             let mut buf = Vec::new();
             self.read_file(file, &mut buf)?;
             let Some((_, current)) = newest_version(&buf, true) else {
-                return Ok(Outcome::Missing);
+                return Err(self.damaged());
             };
             match change(current)? {
-                Some(new) => self.write_data(file, slot, live, now, &new),
+                Some(new) => self.write_data(file, (slot, live), now, &new, live.tag),
                 None => Ok(Outcome::Applied),
             }
         })
@@ -889,7 +928,7 @@ impl Store for FileStore {
             if live.read_only() {
                 return Ok(Outcome::ReadOnly);
             }
-            self.write_data(file, slot, live, now, data)
+            self.write_data(file, (slot, live), now, data, live.tag)
         })
     }
 
@@ -945,22 +984,47 @@ impl Store for FileStore {
         Ok(live)
     }
 
-    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome> {
+    fn regenerate(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        rewrite: Option<&mut Change>,
+    ) -> Result<Outcome> {
         self.with_live(old, |file, slot, live, now| {
             if live.read_only() {
                 return Ok(Outcome::ReadOnly);
             }
             if !self.expiry.regenerate_grace.is_zero() {
-                return self.regenerate_with_grace(new, file, slot, live, now);
+                return self.regenerate_with_grace(new, file, (slot, live), now, rewrite);
             }
-            let moved = Descriptor {
-                seq: live.seq + 1,
-                version: live.version + 1,
-                idle_ns: self.expiry.idle_end(now, live.absolute_ns),
-                tag: format::tag(new),
-                ..live
+            let rewritten = match rewrite {
+                Some(rewrite) => {
+                    let mut buf = Vec::new();
+                    self.read_file(file, &mut buf)?;
+                    let Some((_, current)) = newest_version(&buf, true) else {
+                        return Err(self.damaged());
+                    };
+                    rewrite(current)?
+                }
+                None => None,
             };
-            self.write_descriptor(file, slot, &moved)?;
+            // The file re-tagged for the new id (with new data where `rewrite` gave
+            // some, written where it overlaps nothing the old version names).
+            match rewritten {
+                Some(data) => {
+                    self.write_data(file, (slot, live), now, &data, format::tag(new))?;
+                }
+                None => {
+                    let moved = Descriptor {
+                        seq: live.seq + 1,
+                        version: live.version + 1,
+                        idle_ns: self.expiry.idle_end(now, live.absolute_ns),
+                        tag: format::tag(new),
+                        ..live
+                    };
+                    self.write_descriptor(file, slot, &moved)?;
+                }
+            }
             let renamed = sys::rename_noreplace(self.dir(), Name::of(old).c(), Name::of(new).c());
             if let Err(err) = renamed {
                 // Give the file back to the old id before anyone sees it missing.
@@ -1004,6 +1068,179 @@ impl Store for FileStore {
         if removed > 0 && self.fsync {
             self.sync_dir()?;
         }
+        self.prune_index(now)?;
         Ok(removed)
+    }
+
+    fn peek(&self, id: &SessionId) -> Result<Option<Peeked>> {
+        Ok(self
+            .read(id, true, false)?
+            .map(|(data, desc)| (data, desc.absolute_ns)))
+    }
+
+    fn index_add(&self, owner: &OwnerTag, id: &SessionId, until_ns: u64) -> Result<()> {
+        let dir = self.checked_dir()?;
+        let entry = index_path(owner, Some(id));
+        for attempt in 0..3 {
+            match sys::open_at(dir, &entry, libc::O_WRONLY | libc::O_CREAT, 0o600) {
+                Ok(file) => {
+                    let fd = file.as_raw_fd();
+                    let written = sys::stat_fd(fd).and_then(|st| {
+                        if st.mtime_ns < until_ns {
+                            sys::set_mtime(fd, until_ns)?;
+                        }
+                        Ok(())
+                    });
+                    written.map_err(|e| self.fail("cannot write the owner index", e))?;
+                    if self.fsync {
+                        self.sync_index_dir(owner)?;
+                    }
+                    return Ok(());
+                }
+                // The owner's directory is missing (first session of this owner, or
+                // removed empty by remove_expired just now): make it and retry.
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 2 => {
+                    for path in [index_path_root(), index_path(owner, None)] {
+                        match sys::mkdir_at(dir, &path, 0o700) {
+                            Ok(()) => {}
+                            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                            Err(err) => return Err(self.fail("cannot create the owner index", err)),
+                        }
+                    }
+                }
+                Err(err) => return Err(self.fail("cannot write the owner index", err)),
+            }
+        }
+        Err(self.fail(
+            "cannot write the owner index",
+            io::Error::from(io::ErrorKind::NotFound),
+        ))
+    }
+
+    fn index_list(&self, owner: &OwnerTag) -> Result<Vec<(SessionId, u64)>> {
+        let dir = self.checked_dir()?;
+        let now = now_ns();
+        let mut ids = Vec::new();
+        let listed = self.index_entries(dir, &index_path(owner, None), |owner_dir, name, st| {
+            let Ok(id) = SessionId::parse(name.to_bytes()) else {
+                return;
+            };
+            if st.mtime_ns > now {
+                ids.push((id, st.mtime_ns));
+            } else {
+                let _ = sys::unlink_at(owner_dir, name);
+            }
+        });
+        listed.map_err(|e| self.fail("cannot read the owner index", e))?;
+        Ok(ids)
+    }
+
+    fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()> {
+        let dir = self.checked_dir()?;
+        for id in ids {
+            match sys::unlink_at(dir, &index_path(owner, Some(id))) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                    return Err(self.fail("cannot update the owner index", err))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `owners`: the owner index's directory, relative to the session directory.
+fn index_path_root() -> CString {
+    CString::new("owners").expect("no NUL")
+}
+
+/// `owners/TAG` (with `id`: `owners/TAG/ID`), relative to the session directory.
+fn index_path(owner: &OwnerTag, id: Option<&SessionId>) -> CString {
+    let path = match id {
+        Some(id) => format!("owners/{}/{}", owner.as_str(), id.as_str()),
+        None => format!("owners/{}", owner.as_str()),
+    };
+    CString::new(path).expect("hex digits only")
+}
+
+impl FileStore {
+    /// Calls `each` with the directory, name and `fstatat` of every regular file in
+    /// the index directory `path`; a missing directory has none.
+    fn index_entries(
+        &self,
+        dir: RawFd,
+        path: &CStr,
+        mut each: impl FnMut(RawFd, &CStr, sys::Stat),
+    ) -> io::Result<()> {
+        let owner_dir = match sys::open_at(dir, path, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+            Ok(owner_dir) => owner_dir,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let fd = owner_dir.as_raw_fd();
+        sys::DirStream::open(fd)?.for_each(|name| {
+            if let Ok(st) = sys::stat_at(fd, name) {
+                if st.regular {
+                    each(fd, name, st);
+                }
+            }
+        })
+    }
+
+    fn sync_index_dir(&self, owner: &OwnerTag) -> Result<()> {
+        let synced = sys::open_at(
+            self.dir(),
+            &index_path(owner, None),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )
+        .and_then(|d| sys::fsync(d.as_raw_fd()));
+        synced.map_err(|e| self.fail("cannot sync the owner index", e))
+    }
+
+    /// `remove_expired`'s pass over the owner index: entries past their bound,
+    /// then owner directories left empty.
+    fn prune_index(&self, now: u64) -> Result<()> {
+        let dir = self.dir();
+        let mut owners = Vec::new();
+        let listed = self.index_dir_names(dir, &mut owners);
+        listed.map_err(|e| self.fail("cannot read the owner index", e))?;
+        for owner in owners {
+            let path = CString::new(format!("owners/{owner}")).expect("no NUL");
+            let mut kept = 0usize;
+            let pruned = self.index_entries(dir, &path, |owner_dir, name, st| {
+                if st.mtime_ns <= now {
+                    let _ = sys::unlink_at(owner_dir, name);
+                } else {
+                    kept += 1;
+                }
+            });
+            pruned.map_err(|e| self.fail("cannot prune the owner index", e))?;
+            if kept == 0 {
+                // Fails (harmlessly) if an entry was added meanwhile.
+                let _ = sys::rmdir_at(dir, &path);
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner directories (32 hex digits) of the index.
+    fn index_dir_names(&self, dir: RawFd, names: &mut Vec<String>) -> io::Result<()> {
+        let root = match sys::open_at(
+            dir,
+            &index_path_root(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        ) {
+            Ok(root) => root,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        sys::DirStream::open(root.as_raw_fd())?.for_each(|name| {
+            let name = name.to_bytes();
+            if name.len() == 32 && name.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                names.push(String::from_utf8_lossy(name).into_owned());
+            }
+        })
     }
 }

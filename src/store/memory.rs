@@ -8,11 +8,12 @@
 //! `max_sessions` caps the live sessions: a create that finds the store full first
 //! removes the ended ones, then fails with `SESSION_ERROR_FULL`.
 
-use super::{now_ns, Expiry, Outcome, Store};
+use super::{now_ns, Change, Expiry, Outcome, Peeked, Store};
 use crate::config::Section;
 use crate::error::Result;
 use crate::id::SessionId;
-use parking_lot::RwLock;
+use crate::seal::OwnerTag;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -60,6 +61,10 @@ impl Entry {
 
 type Shard = HashMap<SessionId, Entry>;
 
+/// The owner index: for each owner, its sessions and the bound of each entry.
+/// Locked after a shard lock, never before one.
+type OwnerIndex = HashMap<OwnerTag, HashMap<SessionId, u64>>;
+
 pub struct MemoryStore {
     shards: Box<[RwLock<Shard>]>,
     /// Entries held, ended ones included until they are removed.
@@ -68,6 +73,7 @@ pub struct MemoryStore {
     /// When (ns since 1970) a full store may sweep again.
     next_sweep_ns: AtomicU64,
     expiry: Expiry,
+    index: Mutex<OwnerIndex>,
 }
 
 impl MemoryStore {
@@ -78,6 +84,7 @@ impl MemoryStore {
             max_sessions: config.max_sessions,
             next_sweep_ns: AtomicU64::new(0),
             expiry,
+            index: Mutex::new(HashMap::new()),
         }
     }
 
@@ -248,17 +255,32 @@ impl Store for MemoryStore {
             .sum())
     }
 
-    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome> {
+    fn regenerate(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        rewrite: Option<&mut Change>,
+    ) -> Result<Outcome> {
         let now = now_ns();
+        // With a grace the old entry stays: the new one needs a slot of its own,
+        // reserved before any shard is locked (a full store sweeps every shard).
+        let reserved = self.grace(now).map(|_| self.reserve());
         let (a, b) = (Self::shard_index(old), Self::shard_index(new));
-        // Both shards locked, in index order, for one atomic step.
-        let mut first = self.shards[a.min(b)].write();
-        let mut second = (a != b).then(|| self.shards[a.max(b)].write());
-        Ok(match second.as_deref_mut() {
-            None => self.regenerate_locked(&mut first, None, old, new, now),
-            Some(other) if a < b => self.regenerate_locked(&mut first, Some(other), old, new, now),
-            Some(other) => self.regenerate_locked(other, Some(&mut first), old, new, now),
-        })
+        let outcome = {
+            // Both shards locked, in index order, for one atomic step.
+            let mut first = self.shards[a.min(b)].write();
+            let mut second = (a != b).then(|| self.shards[a.max(b)].write());
+            let (old_shard, new_shard) = match second.as_deref_mut() {
+                None => (&mut *first, None),
+                Some(other) if a < b => (&mut *first, Some(other)),
+                Some(other) => (other, Some(&mut *first)),
+            };
+            self.regenerate_locked(old_shard, new_shard, old, new, now, reserved, rewrite)
+        };
+        if reserved == Some(true) && !matches!(outcome, Ok(Outcome::Applied)) {
+            self.release();
+        }
+        outcome
     }
 
     fn remove_expired(&self) -> Result<usize> {
@@ -271,7 +293,51 @@ impl Store for MemoryStore {
             removed += before - shard.len();
         }
         self.held.fetch_sub(removed, Ordering::Relaxed);
+        self.prune_index(now);
         Ok(removed)
+    }
+
+    fn peek(&self, id: &SessionId) -> Result<Option<Peeked>> {
+        let now = now_ns();
+        let shard = self.shard(id).read();
+        Ok(shard
+            .get(id)
+            .filter(|e| e.live(now))
+            .map(|e| (e.data.to_vec(), e.absolute_ns)))
+    }
+
+    fn index_add(&self, owner: &OwnerTag, id: &SessionId, until_ns: u64) -> Result<()> {
+        let mut index = self.index.lock();
+        let until = index.entry(*owner).or_default().entry(*id).or_insert(0);
+        *until = (*until).max(until_ns);
+        Ok(())
+    }
+
+    fn index_list(&self, owner: &OwnerTag) -> Result<Vec<(SessionId, u64)>> {
+        let now = now_ns();
+        let mut index = self.index.lock();
+        let Some(entries) = index.get_mut(owner) else {
+            return Ok(Vec::new());
+        };
+        entries.retain(|_, until| *until > now);
+        let ids = entries.iter().map(|(id, until)| (*id, *until)).collect();
+        if entries.is_empty() {
+            index.remove(owner);
+        }
+        Ok(ids)
+    }
+
+    fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()> {
+        let mut index = self.index.lock();
+        if let Some(entries) = index.get_mut(owner) {
+            for id in ids {
+                entries.remove(id);
+            }
+            if entries.is_empty() {
+                index.remove(owner);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -334,8 +400,18 @@ impl MemoryStore {
         Ok(Some((entry.data.to_vec(), entry.version)))
     }
 
+    /// Drops the index entries past their bound.
+    fn prune_index(&self, now: u64) {
+        self.index.lock().retain(|_, entries| {
+            entries.retain(|_, until| *until > now);
+            !entries.is_empty()
+        });
+    }
+
     /// A regenerate with the shards of both ids locked (`new_shard` is `None` when
-    /// both ids share `old_shard`).
+    /// both ids share `old_shard`). `reserved`: with a grace, whether a slot for the
+    /// new entry was reserved.
+    #[allow(clippy::too_many_arguments)]
     fn regenerate_locked(
         &self,
         old_shard: &mut Shard,
@@ -343,19 +419,27 @@ impl MemoryStore {
         old: &SessionId,
         new: &SessionId,
         now: u64,
-    ) -> Outcome {
-        let moved = match old_shard.get(old) {
-            Some(e) if e.live(now) && e.read_only => return Outcome::ReadOnly,
+        reserved: Option<bool>,
+        rewrite: Option<&mut Change>,
+    ) -> Result<Outcome> {
+        let mut moved = match old_shard.get(old) {
+            Some(e) if e.live(now) && e.read_only => return Ok(Outcome::ReadOnly),
             Some(e) if e.live(now) => self.moved(e, now),
-            _ => return Outcome::Missing,
+            _ => return Ok(Outcome::Missing),
         };
         let taken = new_shard.as_deref().unwrap_or(old_shard).get(new);
         if taken.is_some_and(|e| e.live(now)) {
-            return Outcome::Taken;
+            return Ok(Outcome::Taken);
+        }
+        if reserved == Some(false) {
+            return Ok(Outcome::Full);
+        }
+        if let Some(rewrite) = rewrite {
+            if let Some(data) = rewrite(&moved.data)? {
+                moved.data = data.into();
+            }
         }
         match self.grace(now) {
-            // With a grace the old entry stays: the new one needs a slot of its own.
-            Some(_) if !self.reserve() => return Outcome::Full,
             Some(end) => {
                 if let Some(e) = old_shard.get_mut(old) {
                     e.read_only = true;
@@ -368,7 +452,7 @@ impl MemoryStore {
             }
         }
         self.put(new_shard.unwrap_or(old_shard), *new, moved);
-        Outcome::Applied
+        Ok(Outcome::Applied)
     }
 
     /// The entry a regenerate puts under the new id.

@@ -12,6 +12,7 @@
 use crate::config::{Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
+use crate::seal::OwnerTag;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod file;
@@ -76,6 +77,9 @@ impl Expiry {
     }
 }
 
+/// What [`Store::peek`] finds: the data and the absolute end (ns).
+pub type Peeked = (Vec<u8>, u64);
+
 /// The storage contract. Every driver passes the conformance suite in
 /// `tests/conformance.rs`. Implementations are shared by all threads.
 pub trait Store: Send + Sync {
@@ -122,15 +126,7 @@ pub trait Store: Send + Sync {
                     conflicts += 1;
                     backoff(conflicts);
                 }
-                Outcome::Conflict => {
-                    return Err(Error::new(
-                        SessionError::Timeout,
-                        format!(
-                            "session changed by other writers on every one of {conflicts} tries: no answer within {} ms",
-                            OPTIMISTIC_DEADLINE.as_millis()
-                        ),
-                    ))
-                }
+                Outcome::Conflict => return Err(too_many_conflicts(conflicts)),
                 outcome => return Ok(outcome),
             }
         }
@@ -161,16 +157,60 @@ pub trait Store: Send + Sync {
     /// (read-only) for that long; otherwise no reader finds both ids or neither.
     /// `Missing` when `old` is not live, `ReadOnly` when `old` is itself a
     /// regenerated id, `Taken` when `new` is in use.
-    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome>;
+    ///
+    /// With `rewrite`, the data is first passed to it inside the same atomic step
+    /// (as for [`Store::modify`]): the new id gets the data it returns (`None`: the
+    /// same bytes), and an error of `rewrite` leaves both ids untouched. Encryption
+    /// uses it to seal the data for the new id.
+    fn regenerate(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        rewrite: Option<&mut Change>,
+    ) -> Result<Outcome>;
 
-    /// Deletes every ended session and returns how many it deleted.
+    /// Deletes every ended session and returns how many it deleted. Also drops
+    /// the owner-index entries past their bound.
     fn remove_expired(&self) -> Result<usize>;
+
+    /// The data and absolute end (ns) of a live session, without moving its idle
+    /// end (a look by the library itself, not a use of the session).
+    fn peek(&self, id: &SessionId) -> Result<Option<Peeked>>;
+
+    /// [`Store::peek`] of several sessions (one round trip on Redis).
+    fn peek_many(&self, ids: &[SessionId]) -> Result<Vec<Option<Peeked>>> {
+        ids.iter().map(|id| self.peek(id)).collect()
+    }
+
+    /// Owner index: records that session `id` may belong to `owner`, until at
+    /// least `until_ns` (a bound on the session's absolute end; an entry is kept
+    /// until the latest bound it was given).
+    fn index_add(&self, owner: &OwnerTag, id: &SessionId, until_ns: u64) -> Result<()>;
+
+    /// Owner index: the ids recorded for `owner` whose bound has not passed, with
+    /// their bounds (entries past it are pruned). It may name sessions that have
+    /// ended or changed owner since: callers check each one.
+    fn index_list(&self, owner: &OwnerTag) -> Result<Vec<(SessionId, u64)>>;
+
+    /// Owner index: forgets `ids` for `owner`.
+    fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()>;
+}
+
+/// The error of an optimistic write that lost to other writers until its deadline.
+pub(crate) fn too_many_conflicts(conflicts: u32) -> Error {
+    Error::new(
+        SessionError::Timeout,
+        format!(
+            "session changed by other writers on every one of {conflicts} tries: no answer within {} ms",
+            OPTIMISTIC_DEADLINE.as_millis()
+        ),
+    )
 }
 
 /// A pause after the `n`th conflict of an optimistic write: none at first, then a
 /// random wait up to a bound that grows to 1 ms, so that writers of one session stop
 /// colliding in lock step.
-fn backoff(n: u32) {
+pub(crate) fn backoff(n: u32) {
     if n < 2 {
         return;
     }

@@ -21,7 +21,15 @@
 //! - destroy: `DEL`; ttl: `PTTL`; exists: `EXISTS`;
 //! - count: `SCAN` over `key_prefix` followed by 64 hex digits, 1,000 keys per
 //!   round trip: O(N) in the keys of the database, so for dashboards, not per request;
-//! - remove_expired: nothing to do, Redis expires keys itself.
+//! - remove_expired: Redis expires sessions itself; it prunes the owner index.
+//!
+//! Owner index: a sorted set under `key_prefix` + `owner:` + the owner's tag, each
+//! member an id scored with a bound on its session's end (ms). A script adds a
+//! member (keeping the higher score), drops members past their bound and keeps the
+//! set's own TTL at its latest bound, so an owner who never comes back leaves
+//! nothing behind. It is written before the session (create, or a write that
+//! changes the owner), so a crash between the two leaves a stale member, never an
+//! unindexed session; readers check every member against its session.
 //!
 //! Connections come from a small pool: at most `pool_size` open, each command bounded
 //! by `command_timeout` (a frozen server gives a timeout, never a hang). The store
@@ -31,10 +39,11 @@
 //! again without re-init. A forked child never touches the sockets it inherited: the
 //! pool notices the new pid and starts empty.
 
-use super::{now_ns, Expiry, Outcome, Store};
+use super::{now_ns, Change, Expiry, Outcome, Peeked, Store};
 use crate::config::{wrong_type, Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
+use crate::seal::OwnerTag;
 use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Script};
@@ -555,12 +564,14 @@ local ttl = math.min(tonumber(ARGV[2]), tonumber(f[1]) - tonumber(ARGV[1]))
 if ttl > redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1";
 
-/// KEYS: old, new. ARGV: now (ms), idle timeout (ms, 0: none), grace (ms, 0: none).
-/// 1 done, 0 old missing, -1 old read-only, -2 new taken.
+/// KEYS: old, new. ARGV: now (ms), idle timeout (ms, 0: none), grace (ms, 0: none),
+/// expected version ("": any), "1" to give the new id the data ARGV[6] ("": keep).
+/// 1 done, 0 old missing, -1 old read-only, -2 new taken, -3 another version.
 const REGENERATE: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v')
 if not f[1] then return 0 end
 if f[2] then return -1 end
+if ARGV[4] ~= '' and f[3] ~= ARGV[4] then return -3 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
 local ttl = tonumber(f[1]) - tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
@@ -568,24 +579,40 @@ if idle > 0 and idle < ttl then ttl = idle end
 if ttl <= 0 then return 0 end
 local grace = tonumber(ARGV[3])
 if grace > 0 then
-  local data = redis.call('HGET', KEYS[1], 'd')
+  local data = ARGV[6]
+  if ARGV[5] ~= '1' then data = redis.call('HGET', KEYS[1], 'd') end
   redis.call('HSET', KEYS[2], 'd', data, 'a', f[1], 'v', tonumber(f[3]) + 1)
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('HSET', KEYS[1], 'r', 1)
   if grace < redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], grace) end
 else
   redis.call('RENAME', KEYS[1], KEYS[2])
+  if ARGV[5] == '1' then redis.call('HSET', KEYS[2], 'd', ARGV[6]) end
   redis.call('HINCRBY', KEYS[2], 'v', 1)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 return 1";
 
-static SCRIPTS: Lazy<[Script; 4]> = Lazy::new(|| {
+/// KEYS: the owner's set. ARGV: id, bound (ms), now (ms). Adds the id (keeping
+/// the higher bound), drops members past their bound, keeps the set's TTL at
+/// least until the new bound.
+const INDEX_ADD: &str = r"
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not old or tonumber(old) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3])
+if ttl > redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1";
+
+static SCRIPTS: Lazy<[Script; 5]> = Lazy::new(|| {
     [
         Script::new(CREATE),
         Script::new(UPDATE),
         Script::new(TOUCH),
         Script::new(REGENERATE),
+        Script::new(INDEX_ADD),
     ]
 });
 
@@ -676,6 +703,64 @@ impl RedisStore {
         Ok(match done {
             1 => Outcome::Applied,
             -1 => Outcome::ReadOnly,
+            -3 => Outcome::Conflict,
+            _ => Outcome::Missing,
+        })
+    }
+}
+
+impl RedisStore {
+    /// The key of an owner's set in the owner index.
+    fn owner_key(&self, owner: &OwnerTag) -> Vec<u8> {
+        let mut key = self.key_prefix.clone();
+        key.extend_from_slice(b"owner:");
+        key.extend_from_slice(owner.as_str().as_bytes());
+        key
+    }
+
+    /// Drops the members of one owner's set that are past their bound.
+    fn prune_owner(&self, key: &[u8]) -> Result<()> {
+        let now = ms(now_ns());
+        self.run::<i64>("ZREMRANGEBYSCORE", |c| {
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(key)
+                .arg("-inf")
+                .arg(now)
+                .query(c)
+        })
+        .map(|_| ())
+    }
+
+    /// One run of the regenerate script; with `checked`, only while the version is
+    /// the one given, and with that version's rewritten data for the new id.
+    fn regenerate_as(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        checked: Option<(u64, Option<&[u8]>)>,
+    ) -> Result<Outcome> {
+        let (old_key, new_key) = (self.key(old), self.key(new));
+        let idle_ms = self.idle_ms();
+        let grace_ms = u64::try_from(self.expiry.regenerate_grace.as_millis()).unwrap_or(u64::MAX);
+        let now = now_ns();
+        let expected = checked.map(|(v, _)| v.to_string()).unwrap_or_default();
+        let data = checked.and_then(|(_, data)| data);
+        let done = self.run("regenerate script", |c| {
+            SCRIPTS[3]
+                .key(&old_key)
+                .key(&new_key)
+                .arg(ms(now))
+                .arg(idle_ms)
+                .arg(grace_ms)
+                .arg(&expected)
+                .arg(if data.is_some() { "1" } else { "" })
+                .arg(data.unwrap_or_default())
+                .invoke::<i64>(c)
+        })?;
+        Ok(match done {
+            1 => Outcome::Applied,
+            -1 => Outcome::ReadOnly,
+            -2 => Outcome::Taken,
             -3 => Outcome::Conflict,
             _ => Outcome::Missing,
         })
@@ -807,30 +892,135 @@ impl Store for RedisStore {
         }
     }
 
-    fn regenerate(&self, old: &SessionId, new: &SessionId) -> Result<Outcome> {
-        let (old_key, new_key) = (self.key(old), self.key(new));
-        let idle_ms = self.idle_ms();
-        let grace_ms = u64::try_from(self.expiry.regenerate_grace.as_millis()).unwrap_or(u64::MAX);
-        let now = now_ns();
-        let done = self.run("regenerate script", |c| {
-            SCRIPTS[3]
-                .key(&old_key)
-                .key(&new_key)
-                .arg(ms(now))
-                .arg(idle_ms)
-                .arg(grace_ms)
-                .invoke::<i64>(c)
-        })?;
-        Ok(match done {
-            1 => Outcome::Applied,
-            -1 => Outcome::ReadOnly,
-            -2 => Outcome::Taken,
-            _ => Outcome::Missing,
-        })
+    fn regenerate(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        rewrite: Option<&mut Change>,
+    ) -> Result<Outcome> {
+        let Some(rewrite) = rewrite else {
+            return self.regenerate_as(old, new, None);
+        };
+        // Read, rewrite, then move only while the version is the one read.
+        let deadline = Instant::now() + super::OPTIMISTIC_DEADLINE;
+        let mut conflicts = 0u32;
+        loop {
+            let Some((data, version)) = self.read(old)? else {
+                return Ok(Outcome::Missing);
+            };
+            let new_data = rewrite(&data)?;
+            match self.regenerate_as(old, new, Some((version, new_data.as_deref())))? {
+                Outcome::Conflict if Instant::now() < deadline => {
+                    conflicts += 1;
+                    super::backoff(conflicts);
+                }
+                Outcome::Conflict => return Err(super::too_many_conflicts(conflicts)),
+                outcome => return Ok(outcome),
+            }
+        }
     }
 
     fn remove_expired(&self) -> Result<usize> {
-        Ok(0) // Redis expires keys by itself
+        // Redis expires sessions by itself; the owner index is pruned here.
+        let mut pattern = id_pattern(&self.key_prefix);
+        pattern.truncate(pattern.len() - 64 * 8);
+        pattern.extend_from_slice(b"owner:*");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            for key in keys {
+                self.prune_owner(&key)?;
+            }
+            if next == 0 {
+                return Ok(0);
+            }
+            cursor = next;
+        }
+    }
+
+    fn peek(&self, id: &SessionId) -> Result<Option<Peeked>> {
+        Ok(self.peek_many(std::slice::from_ref(id))?.pop().flatten())
+    }
+
+    fn peek_many(&self, ids: &[SessionId]) -> Result<Vec<Option<Peeked>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.key(id)).collect();
+        let found: Vec<(Option<Vec<u8>>, Option<u64>)> = self.run("HMGET", |c| {
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("HMGET").arg(key).arg("d").arg("a");
+            }
+            pipe.query(c)
+        })?;
+        Ok(found
+            .into_iter()
+            .map(|(data, absolute_ms)| Some((data?, absolute_ms?.saturating_mul(1_000_000))))
+            .collect())
+    }
+
+    fn index_add(&self, owner: &OwnerTag, id: &SessionId, until_ns: u64) -> Result<()> {
+        let key = self.owner_key(owner);
+        let now = now_ns();
+        self.run("owner index script", |c| {
+            SCRIPTS[4]
+                .key(&key)
+                .arg(id.as_str())
+                .arg(ms(until_ns))
+                .arg(ms(now))
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn index_list(&self, owner: &OwnerTag) -> Result<Vec<(SessionId, u64)>> {
+        let key = self.owner_key(owner);
+        let now = ms(now_ns());
+        let (_, members): (i64, Vec<(Vec<u8>, f64)>) = self.run("ZRANGE", |c| {
+            redis::pipe()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(now)
+                .cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query(c)
+        })?;
+        Ok(members
+            .iter()
+            .filter_map(|(m, bound_ms)| {
+                let id = SessionId::parse(m).ok()?;
+                Some((id, (*bound_ms as u64).saturating_mul(1_000_000)))
+            })
+            .collect())
+    }
+
+    fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.owner_key(owner);
+        self.run::<i64>("ZREM", |c| {
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(&key);
+            for id in ids {
+                cmd.arg(id.as_str());
+            }
+            cmd.query(c)
+        })
+        .map(|_| ())
     }
 }
 

@@ -51,6 +51,19 @@ pub fn open_at(
     Ok(unsafe { File::from_raw_fd(fd as RawFd) })
 }
 
+/// Creates the directory `name` in `dir`.
+pub fn mkdir_at(dir: RawFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; dir is an open directory descriptor.
+    syscall(|| unsafe { libc::mkdirat(dir, name.as_ptr(), mode) as isize }).map(|_| ())
+}
+
+/// Removes the empty directory `name` in `dir`.
+pub fn rmdir_at(dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; dir is an open directory descriptor.
+    syscall(|| unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) as isize })
+        .map(|_| ())
+}
+
 /// `unlinkat` of a file in `dir`.
 pub fn unlink_at(dir: RawFd, name: &CStr) -> io::Result<()> {
     // SAFETY: name is NUL-terminated; dir is an open directory descriptor.
