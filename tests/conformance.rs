@@ -1130,3 +1130,40 @@ fn owner_index_survives_a_secret_rotation() {
     assert_eq!(rotated.destroy_owner(b"5").unwrap(), 2);
     let _ = session_id(id.as_bytes());
 }
+
+#[test]
+fn regenerate_with_a_grace_reseals_for_the_new_id_and_indexes_it() {
+    let extra =
+        format!(r#", "secret": "{SECRET}", "owner_key": "user_id", "regenerate_grace": 30"#);
+    on_every_driver(&extra, |s| {
+        let old = s.create(b"{\"user_id\":1,\"cart\":[]}").unwrap();
+        let new = s.regenerate(old.as_bytes()).unwrap();
+        assert_eq!(
+            s.get(new.as_bytes()).unwrap(),
+            b"{\"user_id\":1,\"cart\":[]}"
+        );
+        assert_eq!(
+            s.get(old.as_bytes()).unwrap(),
+            b"{\"user_id\":1,\"cart\":[]}"
+        );
+        assert_eq!(
+            code(s.set_value(old.as_bytes(), b"k", b"1")),
+            SessionError::NotFound
+        );
+        // The new id's record is its own: sealed for it, not a copy of the old one.
+        let (a, b) = (
+            s.store().get(&old).unwrap().unwrap(),
+            s.store().get(&new).unwrap().unwrap(),
+        );
+        assert_ne!(a, b, "{}", s.name);
+        // Both ids are the owner's while the old one reads; destroy_owner ends both.
+        let mut listed = s.list_owner(b"1").unwrap();
+        listed.sort_by_key(|id| *id.as_bytes());
+        let mut want = vec![old, new];
+        want.sort_by_key(|id| *id.as_bytes());
+        assert_eq!(listed, want, "{}", s.name);
+        assert_eq!(s.destroy_owner(b"1").unwrap(), 2, "{}", s.name);
+        assert_eq!(code(s.get(new.as_bytes())), SessionError::NotFound);
+        assert_eq!(code(s.get(old.as_bytes())), SessionError::NotFound);
+    });
+}

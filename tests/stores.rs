@@ -154,9 +154,10 @@ fn a_hard_link_under_another_id_is_neither_read_nor_written() {
     let id = s.create(b"victim").unwrap();
     let planted = "e".repeat(64);
     std::fs::hard_link(sessions.join(id.as_str()), sessions.join(&planted)).unwrap();
+    // Read: reported as tampering (the file names another id), never its data.
     assert_eq!(
         s.get(planted.as_bytes()).unwrap_err().code,
-        SessionError::NotFound
+        SessionError::Corrupt
     );
     assert_eq!(
         s.update(planted.as_bytes(), b"overwritten")
@@ -351,4 +352,45 @@ fn a_regenerate_killed_before_its_rename_leaves_the_session_under_the_old_id() {
     let fresh = s.regenerate(a.as_bytes()).unwrap();
     assert_eq!(s.get(fresh.as_bytes()).unwrap(), b"read");
     assert_eq!(s.count().unwrap(), 3);
+}
+
+#[test]
+fn the_owner_index_is_files_0600_in_0700_directories_and_remove_expired_prunes_it() {
+    use session::seal::OwnerTag;
+    use session::SessionId;
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let store = s.store();
+    let (kept, ended) = (OwnerTag::plain("kept"), OwnerTag::plain("ended"));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let a = SessionId::generate().unwrap();
+    let b = SessionId::generate().unwrap();
+    store.index_add(&kept, &a, now + 3_600_000_000_000).unwrap();
+    store.index_add(&ended, &b, now + 300_000_000).unwrap();
+    // A lower bound never shortens an entry.
+    store.index_add(&kept, &a, now + 1).unwrap();
+    let owners = dir.path().join("sessions").join("owners");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&owners), 0o700);
+    assert_eq!(mode(&owners.join(kept.as_str())), 0o700);
+    assert_eq!(mode(&owners.join(kept.as_str()).join(a.as_str())), 0o600);
+    assert_eq!(store.index_list(&ended).unwrap().len(), 1);
+    std::thread::sleep(Duration::from_millis(400));
+    s.remove_expired().unwrap();
+    assert!(
+        !owners.join(ended.as_str()).exists(),
+        "an owner dir left behind"
+    );
+    assert_eq!(store.index_list(&kept).unwrap()[0].0, a);
+    assert!(store.index_list(&ended).unwrap().is_empty());
+    // The index directory is not mistaken for a session.
+    assert_eq!(s.count().unwrap(), 0);
+    // A re-add after the owner dir was removed works.
+    store
+        .index_add(&ended, &b, now + 3_600_000_000_000)
+        .unwrap();
+    assert_eq!(store.index_list(&ended).unwrap().len(), 1);
 }

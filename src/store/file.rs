@@ -639,6 +639,15 @@ impl FileStore {
                 // Renamed to another id by a regenerate: wait for it under the lock.
                 Some(_) if !locked => attempt = OPTIMISTIC_READS,
                 Some(_) => {
+                    if self.is_foreign(id, &file, &buf) {
+                        return Err(Error::new(
+                            SessionError::Corrupt,
+                            format!(
+                                "session directory {}: a session file holds another session's data (copied or moved under this name)",
+                                self.path.display()
+                            ),
+                        ));
+                    }
                     drop(file);
                     if may_recover && self.recover(id)? {
                         return self.read(id, false, refresh);
@@ -655,6 +664,24 @@ impl FileStore {
             return Err(self.damaged());
         }
         Ok(None)
+    }
+
+    /// Whether `file`, opened as `id` and read into `buf` under the shared lock, is
+    /// another session's file put under `id`'s name: still at that name (not renamed
+    /// away by a regenerate) and with no descriptor of `id` (not an interrupted
+    /// regenerate, which keeps one).
+    fn is_foreign(&self, id: &SessionId, file: &File, buf: &[u8]) -> bool {
+        let tag = format::tag(id);
+        if descriptors(buf).iter().any(|(_, d)| d.tag == tag) {
+            return false;
+        }
+        match (
+            sys::stat_at(self.dir(), Name::of(id).c()),
+            sys::stat_fd(file.as_raw_fd()),
+        ) {
+            (Ok(at_name), Ok(open)) => (at_name.dev, at_name.ino) == (open.dev, open.ino),
+            _ => false,
+        }
     }
 
     /// A session file whose data does not match its checksum under the lock.
