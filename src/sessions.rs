@@ -334,10 +334,8 @@ impl Sessions {
     pub fn destroy_owner(&self, owner: &[u8]) -> Result<u64> {
         let owned = self.owned(owner)?;
         let tags = self.owner_tags(json_key(owner)?);
-        for session in &owned {
-            self.store.destroy(&session.id)?;
-        }
         let ids: Vec<SessionId> = owned.iter().map(|s| s.id).collect();
+        self.store.destroy_many(&ids)?;
         for tag in &tags {
             self.store.index_remove(tag, &ids)?;
         }
@@ -487,9 +485,15 @@ impl Sessions {
         };
         let owned = self.owned(owner.as_bytes())?;
         let excess = (owned.len() as u64).saturating_sub(max);
-        let oldest = owned.iter().filter(|o| o.id != *new).take(excess as usize);
-        for session in oldest {
-            self.store.destroy(&session.id)?;
+        let oldest: Vec<SessionId> = owned
+            .iter()
+            .filter(|o| o.id != *new)
+            .take(excess as usize)
+            .map(|o| o.id)
+            .collect();
+        self.store.destroy_many(&oldest)?;
+        for tag in self.owner_tags(owner) {
+            self.store.index_remove(&tag, &oldest)?;
         }
         Ok(())
     }

@@ -135,6 +135,11 @@ pub trait Store: Send + Sync {
     /// Removes a session; removing a missing one succeeds.
     fn destroy(&self, id: &SessionId) -> Result<()>;
 
+    /// [`Store::destroy`] of several sessions (one round trip on Redis).
+    fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
+        ids.iter().try_for_each(|id| self.destroy(id))
+    }
+
     /// Moves the idle end of a live session to now + idle timeout (never past its
     /// absolute end). `Applied` for a live session, also without idle timeout and
     /// for an old id within its grace (which is not extended); `Missing` otherwise.

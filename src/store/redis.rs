@@ -829,6 +829,21 @@ impl Store for RedisStore {
             .map(|_| ())
     }
 
+    fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // One DEL per key, pipelined: each touches one key (one slot).
+        self.run::<Vec<i64>>("DEL", |c| {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.cmd("DEL").arg(self.key(id));
+            }
+            pipe.query(c)
+        })
+        .map(|_| ())
+    }
+
     fn touch(&self, id: &SessionId) -> Result<Outcome> {
         let key = self.key(id);
         let live = if self.expiry.idle_timeout.is_none() {
