@@ -29,6 +29,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+echo "==> cargo clippy --no-default-features --lib -- -D warnings (the build without Redis)"
+cargo clippy --no-default-features --lib -- -D warnings
 echo "==> cargo test"
 cargo test
 echo "==> cmake build and ctest"

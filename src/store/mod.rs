@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 /// What a conditional write found.
@@ -232,14 +233,30 @@ pub(crate) fn backoff(n: u32) {
 pub enum DriverConfig {
     File(file::FileConfig),
     Memory(memory::MemoryConfig),
+    #[cfg(feature = "redis")]
     Redis(redis::RedisConfig),
 }
+
+/// The keys of `sessions` the Redis driver owns. They live here, not in
+/// `redis.rs`, so that a build without the driver still knows them and says why
+/// it cannot use them.
+pub const REDIS_KEYS: &[&str] = &[
+    "storage_name",
+    "host_id",
+    "url",
+    "key_prefix",
+    "connect_timeout_ms",
+    "command_timeout_ms",
+    "pool_size",
+    "tls_ca_file",
+    "lazy_connect",
+];
 
 /// Every driver: its names in `sessions.driver`, and the keys of `sessions` it owns.
 pub const DRIVERS: &[(&[&str], &[&str])] = &[
     (&["storage", "filesystem", "file"], file::KEYS),
     (&["memory"], memory::KEYS),
-    (&["redis"], redis::KEYS),
+    (&["redis"], REDIS_KEYS),
 ];
 
 /// The driver named `driver`, configured from its keys of `section` (and of the
@@ -248,7 +265,13 @@ pub fn parse(driver: &str, section: &Section, root: &Root) -> Result<DriverConfi
     match driver {
         "storage" | "filesystem" | "file" => Ok(DriverConfig::File(file::parse(section, root)?)),
         "memory" => Ok(DriverConfig::Memory(memory::parse(section)?)),
+        #[cfg(feature = "redis")]
         "redis" => Ok(DriverConfig::Redis(redis::parse(section, root)?)),
+        #[cfg(not(feature = "redis"))]
+        "redis" => Err(Error::config(format!(
+            "{} \"redis\": this libsession was built without the Redis driver (cargo feature \"redis\")",
+            section.key_path("driver")
+        ))),
         other => Err(Error::config(format!(
             "{} {other:?} is not a known driver; use \"storage\" (files), \"memory\" or \"redis\"",
             section.key_path("driver")
@@ -269,6 +292,7 @@ pub fn open(driver: &DriverConfig, expiry: Expiry) -> Result<Box<dyn Store>> {
     Ok(match driver {
         DriverConfig::File(config) => Box::new(file::FileStore::open(config, expiry)?),
         DriverConfig::Memory(config) => Box::new(memory::MemoryStore::new(config, expiry)),
+        #[cfg(feature = "redis")]
         DriverConfig::Redis(config) => Box::new(redis::RedisStore::open(config, expiry)?),
     })
 }

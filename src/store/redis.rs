@@ -53,17 +53,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The keys of `sessions` the Redis driver owns.
-pub const KEYS: &[&str] = &[
-    "storage_name",
-    "host_id",
-    "url",
-    "key_prefix",
-    "connect_timeout_ms",
-    "command_timeout_ms",
-    "pool_size",
-    "tls_ca_file",
-    "lazy_connect",
-];
+pub const KEYS: &[&str] = super::REDIS_KEYS;
 
 /// Default Redis timeouts (connect, and each command).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
