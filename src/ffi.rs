@@ -713,8 +713,10 @@ pub extern "C" fn session_create_id() -> *mut c_char {
 ///
 /// On failure `session_last_error()` says why. The file driver's cost grows with
 /// the number of files, not their size (one `fstatat` per file, one `unlink` per
-/// ended one); the memory driver walks its map; with Redis it returns at once
-/// (Redis expires keys itself).
+/// ended one); the memory driver walks its map. Redis expires sessions itself:
+/// there it only drops owner-index entries past their bound (a `SCAN` of the
+/// database, so its cost grows with the number of keys) and returns 0. Every
+/// driver also drops the owner-index entries past their bound.
 ///
 /// Thread-safe, and safe to run while other threads and processes use the store.
 #[no_mangle]

@@ -146,9 +146,7 @@ impl Sessions {
                 Outcome::Taken => continue,
                 outcome => {
                     self.written(outcome)?;
-                    if let Some(owner) = &owner {
-                        self.limit_owner(owner, &id)?;
-                    }
+                    self.limit_owner(owner.as_deref(), &id)?;
                     return Ok(id);
                 }
             }
@@ -170,11 +168,13 @@ impl Sessions {
     pub fn update(&self, id: &[u8], data: &[u8]) -> Result<()> {
         let id = SessionId::parse(id)?;
         self.check_size(data)?;
-        if let Some(owner) = self.owner_of(data) {
-            self.index(&owner, &id)?;
+        let owner = self.owner_of(data);
+        if let Some(owner) = &owner {
+            self.index(owner, &id)?;
         }
         let sealed = self.seal(&id, data)?;
-        self.written(self.store.update(&id, &sealed)?)
+        self.written(self.store.update(&id, &sealed)?)?;
+        self.limit_owner(owner.as_deref(), &id)
     }
 
     /// The data of a live session and its version.
@@ -191,11 +191,13 @@ impl Sessions {
     pub fn update_if(&self, id: &[u8], data: &[u8], version: u64) -> Result<()> {
         let id = SessionId::parse(id)?;
         self.check_size(data)?;
-        if let Some(owner) = self.owner_of(data) {
-            self.index(&owner, &id)?;
+        let owner = self.owner_of(data);
+        if let Some(owner) = &owner {
+            self.index(owner, &id)?;
         }
         let sealed = self.seal(&id, data)?;
-        self.written(self.store.update_if(&id, &sealed, version)?)
+        self.written(self.store.update_if(&id, &sealed, version)?)?;
+        self.limit_owner(owner.as_deref(), &id)
     }
 
     /// The value of top-level member `key` of a session whose data is a JSON
@@ -241,7 +243,9 @@ impl Sessions {
     /// when `change` gives it another one).
     fn change(&self, id: &[u8], change: &mut Change) -> Result<()> {
         let id = SessionId::parse(id)?;
+        let mut new_owner = None;
         let mut stored_change = |stored: &[u8]| -> Result<Option<Vec<u8>>> {
+            new_owner = None;
             let plain = self.unseal_ref(&id, stored)?;
             let Some(new) = change(&plain)? else {
                 return Ok(None);
@@ -250,18 +254,39 @@ impl Sessions {
                 if let Some(owner) = self.owner_of(&new) {
                     if self.owner_of(&plain).as_ref() != Some(&owner) {
                         self.index(&owner, &id)?;
+                        new_owner = Some(owner);
                     }
                 }
             }
             Ok(Some(self.seal(&id, &new)?.into_owned()))
         };
-        self.written(self.store.modify(&id, &mut stored_change)?)
+        let outcome = self.store.modify(&id, &mut stored_change)?;
+        self.written(outcome)?;
+        self.limit_owner(new_owner.as_deref(), &id)
     }
 
-    /// Removes a session; a session that is already gone is not an error.
+    /// Removes a session; a session that is already gone is not an error. With
+    /// an owner index, its entry goes too (after the session: a crash in between
+    /// leaves only a stale entry).
     pub fn destroy(&self, id: &[u8]) -> Result<()> {
         let id = SessionId::parse(id)?;
-        self.store.destroy(&id)
+        if self.owner.is_none() {
+            return self.store.destroy(&id);
+        }
+        let owner = match self.store.peek(&id)? {
+            Some((stored, _)) => self
+                .unseal_ref(&id, &stored)
+                .ok()
+                .and_then(|plain| self.owner_of(&plain)),
+            None => None,
+        };
+        self.store.destroy(&id)?;
+        if let Some(owner) = owner {
+            for tag in self.owner_tags(&owner) {
+                self.store.index_remove(&tag, std::slice::from_ref(&id))?;
+            }
+        }
+        Ok(())
     }
 
     /// Moves the idle end of a live session.
@@ -289,6 +314,14 @@ impl Sessions {
     /// Live sessions in the store.
     pub fn count(&self) -> Result<u64> {
         self.store.count()
+    }
+
+    /// The ids of the live sessions, sorted (for operators: O(sessions)).
+    pub fn ids(&self) -> Result<Vec<SessionId>> {
+        let mut ids = self.store.ids()?;
+        ids.sort_unstable_by_key(|id| *id.as_bytes());
+        ids.dedup();
+        Ok(ids)
     }
 
     /// Gives a live session a fresh id (same data, same absolute end, idle window
@@ -477,10 +510,12 @@ impl Sessions {
         Ok(owned)
     }
 
-    /// After creating `new` for `owner`: ends the owner's sessions beyond
+    /// After a write that made `new` a session of `owner` (create, or a write that
+    /// set or changed the owner): ends the owner's sessions beyond
     /// `max_sessions_per_owner`, those that end first first, never `new`.
-    fn limit_owner(&self, owner: &str, new: &SessionId) -> Result<()> {
-        let Some(max) = self.owner.as_ref().and_then(|o| o.max_sessions) else {
+    fn limit_owner(&self, owner: Option<&str>, new: &SessionId) -> Result<()> {
+        let (Some(owner), Some(max)) = (owner, self.owner.as_ref().and_then(|o| o.max_sessions))
+        else {
             return Ok(());
         };
         let owned = self.owned(owner.as_bytes())?;

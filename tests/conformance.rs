@@ -1167,3 +1167,39 @@ fn regenerate_with_a_grace_reseals_for_the_new_id_and_indexes_it() {
         assert_eq!(code(s.get(old.as_bytes())), SessionError::NotFound);
     });
 }
+
+#[test]
+fn max_sessions_per_owner_also_holds_when_a_write_sets_the_owner() {
+    on_every_driver(
+        r#", "owner_key": "user_id", "max_sessions_per_owner": 2"#,
+        |s| {
+            // Logins that create an anonymous session first and set the owner later.
+            let mut ids = Vec::new();
+            for i in 0..4 {
+                let id = s.create(b"{}").unwrap();
+                match i {
+                    0 => s.set_value(id.as_bytes(), b"user_id", b"1").unwrap(),
+                    1 => s.update(id.as_bytes(), b"{\"user_id\":1}").unwrap(),
+                    _ => {
+                        let (_, v) = s.get_versioned(id.as_bytes()).unwrap();
+                        s.update_if(id.as_bytes(), b"{\"user_id\":1}", v).unwrap()
+                    }
+                }
+                ids.push(id);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            assert_eq!(s.list_owner(b"1").unwrap(), ids[2..].to_vec(), "{}", s.name);
+            // A destroyed session leaves the index at once.
+            s.destroy(ids[3].as_bytes()).unwrap();
+            let tag = session::seal::OwnerTag::plain("1");
+            let entries: Vec<SessionId> = s
+                .store()
+                .index_list(&tag)
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            assert!(!entries.contains(&ids[3]), "{}", s.name);
+        },
+    );
+}

@@ -510,3 +510,56 @@ fn tls_url_with_a_private_ca() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// A C server's signal handlers (installed without SA_RESTART, as signal handlers
+/// of many servers are) would interrupt blocking socket calls with EINTR: calls
+/// hold signals off, so none fails for it, reads and writes alike.
+#[test]
+fn signals_never_fail_a_call() {
+    let server = RedisServer::start(&[]);
+    let s = open(&server, 3600, "");
+    let id = s.create(b"{\"user_id\":42}").unwrap();
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigusr1 as *const () as usize;
+        action.sa_flags = 0; // no SA_RESTART
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let worker = unsafe { libc::pthread_self() };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut failures = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                unsafe { libc::pthread_kill(worker, libc::SIGUSR1) };
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+        for i in 0..3000 {
+            let result = match i % 6 {
+                0 => s.get(id.as_bytes()).map(|_| ()),
+                1 => s.ttl(id.as_bytes()).map(|_| ()),
+                2 => s.exists(id.as_bytes()),
+                3 => s.update(id.as_bytes(), format!("{{\"n\":{i}}}").as_bytes()),
+                4 => s.set_value(id.as_bytes(), b"k", b"1"),
+                _ => s.touch(id.as_bytes()),
+            };
+            if let Err(e) = result {
+                failures.push(e.message);
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}

@@ -1011,6 +1011,17 @@ impl Store for FileStore {
         Ok(live)
     }
 
+    fn ids(&self) -> Result<Vec<SessionId>> {
+        let now = now_ns();
+        let mut ids = Vec::new();
+        self.scan(|_, name, st| {
+            if st.mtime_ns > now {
+                ids.extend(SessionId::parse(name.to_bytes()).ok());
+            }
+        })?;
+        Ok(ids)
+    }
+
     fn regenerate(
         &self,
         old: &SessionId,

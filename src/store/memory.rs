@@ -255,6 +255,21 @@ impl Store for MemoryStore {
             .sum())
     }
 
+    fn ids(&self) -> Result<Vec<SessionId>> {
+        let now = now_ns();
+        Ok(self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .iter()
+                    .filter(|(_, e)| e.live(now))
+                    .map(|(id, _)| *id)
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
     fn regenerate(
         &self,
         old: &SessionId,

@@ -158,6 +158,10 @@ pub trait Store: Send + Sync {
     /// Live sessions in the store (old ids within their grace included).
     fn count(&self) -> Result<u64>;
 
+    /// The ids of the live sessions (old ids within their grace included), in no
+    /// order: for operators (`sessionctl list`), O(sessions) like `count`.
+    fn ids(&self) -> Result<Vec<SessionId>>;
+
     /// Moves a live session to the id `new` in one atomic step: the same data and
     /// absolute end, the idle window restarted. With a grace, `old` stays readable
     /// (read-only) for that long; otherwise no reader finds both ids or neither.

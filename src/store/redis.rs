@@ -424,10 +424,17 @@ impl RedisStore {
     }
 
     fn connect(&self) -> Result<redis::Connection> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .map_err(|err| self.error("cannot connect", &err))?;
+        // A signal can interrupt the handshake (EINTR): nothing ran yet, try again.
+        let mut tries = 0;
+        let conn = loop {
+            match self
+                .client
+                .get_connection_with_timeout(self.connect_timeout)
+            {
+                Err(err) if interrupted(&err) && tries < 3 => tries += 1,
+                other => break other.map_err(|err| self.error("cannot connect", &err))?,
+            }
+        };
         conn.set_read_timeout(Some(self.command_timeout))
             .and_then(|()| conn.set_write_timeout(Some(self.command_timeout)))
             .map_err(|err| self.error("cannot set timeouts", &err))?;
@@ -451,6 +458,7 @@ impl RedisStore {
         what: &str,
         mut command: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
+        let _held = SignalsHeld::new();
         let mut retried = false;
         loop {
             let mut lent = self.lend()?;
@@ -467,10 +475,15 @@ impl RedisStore {
                         lent.healthy = false;
                     }
                     let stale = broken && lent.reused && !err.is_timeout();
+                    // A signal interrupted the wait for the reply (EINTR): the
+                    // command may have run, so only a repeatable one is sent again.
+                    let repeat = interrupted(&err) && !NOT_REPEATABLE.contains(&what);
                     drop(lent);
-                    if stale && !retried {
+                    if (stale || repeat) && !retried {
                         retried = true;
-                        self.drop_idle();
+                        if stale {
+                            self.drop_idle();
+                        }
                         continue;
                     }
                     return Err(self.error(what, &err));
@@ -520,6 +533,60 @@ impl RedisStore {
         };
         Error::new(code, message)
     }
+}
+
+/// The commands (by their `what` in [`RedisStore::run`]) that must not run twice:
+/// every other one reads, or writes the same result again.
+const NOT_REPEATABLE: [&str; 3] = ["create script", "update script", "regenerate script"];
+
+/// Holds off the asynchronous signals of the calling thread while it exists: a
+/// C server's signal handlers (SIGCHLD, SIGALRM, SIGTERM, ...) then cannot
+/// interrupt a call between its request and its reply (EINTR), which would leave
+/// the reply unknown. A signal that comes meanwhile is delivered when the call
+/// returns, at most `command_timeout` later. Signals that report a fault of the
+/// thread itself (SIGSEGV, ...) are never held.
+struct SignalsHeld(libc::sigset_t, std::marker::PhantomData<*const ()>);
+
+impl SignalsHeld {
+    fn new() -> SignalsHeld {
+        // SAFETY: sigset_t is plain data, set up by sigfillset/sigdelset before use;
+        // pthread_sigmask only changes the calling thread's mask and stores the old
+        // one in `old`, restored by Drop.
+        unsafe {
+            let mut held: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut held);
+            for fault in [
+                libc::SIGSEGV,
+                libc::SIGBUS,
+                libc::SIGFPE,
+                libc::SIGILL,
+                libc::SIGTRAP,
+                libc::SIGSYS,
+                libc::SIGABRT,
+            ] {
+                libc::sigdelset(&mut held, fault);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &held, &mut old);
+            SignalsHeld(old, std::marker::PhantomData)
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on this same thread (the value
+        // is not Send, so it is dropped where it was made).
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
+/// Whether a Redis error is a system call interrupted by a signal (EINTR).
+fn interrupted(err: &redis::RedisError) -> bool {
+    use std::error::Error as _;
+    err.source()
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::Interrupted)
 }
 
 const CREATE: &str = r"
@@ -700,6 +767,42 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// Calls `each` with every key `SCAN` finds for `pattern`, 1,000 per round
+    /// trip (a key may come twice).
+    fn scan(&self, pattern: &[u8], mut each: impl FnMut(Vec<u8>) -> Result<()>) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            for key in keys {
+                each(key)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Calls `each` with the id of every session key (a key may come twice).
+    fn scan_ids(&self, mut each: impl FnMut(SessionId)) -> Result<()> {
+        let pattern = id_pattern(&self.key_prefix);
+        let prefix = self.key_prefix.len();
+        self.scan(&pattern, |key| {
+            if let Some(id) = key.get(prefix..).and_then(|id| SessionId::parse(id).ok()) {
+                each(id);
+            }
+            Ok(())
+        })
+    }
+
     /// The key of an owner's set in the owner index.
     fn owner_key(&self, owner: &OwnerTag) -> Vec<u8> {
         let mut key = self.key_prefix.clone();
@@ -869,32 +972,21 @@ impl Store for RedisStore {
     }
 
     fn count(&self) -> Result<u64> {
-        let pattern = id_pattern(&self.key_prefix);
         // SCAN may return a key twice (when the table grows under it): count each
         // once, remembering 8 bytes per key (its id's first 16 hex digits).
         let mut seen: HashSet<u64> = HashSet::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
-            seen.extend(keys.iter().filter_map(|key| {
-                let id = key.get(self.key_prefix.len()..)?;
-                SessionId::parse(id)
-                    .ok()
-                    .map(|id| super::file::format::tag(&id))
-            }));
-            if next == 0 {
-                return Ok(seen.len() as u64);
-            }
-            cursor = next;
-        }
+        self.scan_ids(|id| {
+            seen.insert(super::file::format::tag(&id));
+        })?;
+        Ok(seen.len() as u64)
+    }
+
+    fn ids(&self) -> Result<Vec<SessionId>> {
+        let mut seen: HashSet<SessionId> = HashSet::new();
+        self.scan_ids(|id| {
+            seen.insert(id);
+        })?;
+        Ok(seen.into_iter().collect())
     }
 
     fn regenerate(
@@ -930,25 +1022,8 @@ impl Store for RedisStore {
         let mut pattern = id_pattern(&self.key_prefix);
         pattern.truncate(pattern.len() - 64 * 8);
         pattern.extend_from_slice(b"owner:*");
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
-            for key in keys {
-                self.prune_owner(&key)?;
-            }
-            if next == 0 {
-                return Ok(0);
-            }
-            cursor = next;
-        }
+        self.scan(&pattern, |key| self.prune_owner(&key))?;
+        Ok(0)
     }
 
     fn peek(&self, id: &SessionId) -> Result<Option<Peeked>> {
