@@ -273,14 +273,13 @@ impl Sessions {
         if self.owner.is_none() {
             return self.store.destroy(&id);
         }
-        let owner = match self.store.peek(&id)? {
-            Some((stored, _)) => self
+        let owner = match self.store.take(&id)? {
+            Some(stored) => self
                 .unseal_ref(&id, &stored)
                 .ok()
                 .and_then(|plain| self.owner_of(&plain)),
             None => None,
         };
-        self.store.destroy(&id)?;
         if let Some(owner) = owner {
             for tag in self.owner_tags(&owner) {
                 self.store.index_remove(&tag, std::slice::from_ref(&id))?;

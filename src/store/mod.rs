@@ -136,6 +136,14 @@ pub trait Store: Send + Sync {
     /// Removes a session; removing a missing one succeeds.
     fn destroy(&self, id: &SessionId) -> Result<()>;
 
+    /// Removes a session like [`Store::destroy`] and returns the data it held
+    /// when it was live (one round trip on Redis).
+    fn take(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let data = self.peek(id)?.map(|(data, _)| data);
+        self.destroy(id)?;
+        Ok(data)
+    }
+
     /// [`Store::destroy`] of several sessions (one round trip on Redis).
     fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
         ids.iter().try_for_each(|id| self.destroy(id))

@@ -922,6 +922,21 @@ impl Store for RedisStore {
             .map(|_| ())
     }
 
+    fn take(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let key = self.key(id);
+        let (data, _): (Option<Vec<u8>>, i64) = self.run("HGET and DEL", |c| {
+            redis::pipe()
+                .atomic()
+                .cmd("HGET")
+                .arg(&key)
+                .arg("d")
+                .cmd("DEL")
+                .arg(&key)
+                .query(c)
+        })?;
+        Ok(data)
+    }
+
     fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
