@@ -19,7 +19,7 @@
 
 use crate::common::{
     file_config, fs_name, fs_type, json_data, last_error, ms, populate_with, progress, take_id_of,
-    thousands, timed, Handle, TMPFS_MAGIC,
+    thousands, timed, tmpfs_root, Handle,
 };
 use crate::floor::Dir;
 use crate::report::Report;
@@ -28,7 +28,7 @@ use session::ffi::{session_store_create, session_store_destroy, session_store_re
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -277,37 +277,8 @@ fn mark_all(children: &mut [Child]) -> ([u64; 3], Instant) {
     (sum, Instant::now())
 }
 
-/// Removes a directory of our own (in /dev/shm) at the end, also on a panic.
-struct RemoveDir(Option<PathBuf>);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        if let Some(d) = &self.0 {
-            if let Err(err) = std::fs::remove_dir_all(d) {
-                eprintln!("cleanup of {}: {err}", d.display());
-            }
-        }
-    }
-}
-
-/// Where the churn runs: the run directory if it is on tmpfs, else a directory of
-/// ours in /dev/shm (removed afterwards), else the run directory anyway.
-fn churn_root(run_dir: &Path) -> (PathBuf, RemoveDir) {
-    if fs_type(run_dir) == Some(TMPFS_MAGIC) {
-        return (run_dir.join("churn"), RemoveDir(None));
-    }
-    let shm = Path::new("/dev/shm");
-    if fs_type(shm) == Some(TMPFS_MAGIC) {
-        let d = shm.join(format!("session_bench.{}.churn", std::process::id()));
-        if std::fs::create_dir(&d).is_ok() {
-            return (d.clone(), RemoveDir(Some(d)));
-        }
-    }
-    (run_dir.join("churn"), RemoveDir(None))
-}
-
 pub fn phase(p: &Params, run_dir: &Path, rep: &mut Report, start: Instant) {
-    let (root, _remove) = churn_root(run_dir);
+    let (root, _remove) = tmpfs_root(run_dir, "churn");
     std::fs::create_dir_all(&root).expect("churn directory");
     let fs = fs_type(&root).map_or("?", fs_name);
     progress(

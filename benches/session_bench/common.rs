@@ -7,7 +7,7 @@ use session::ffi::{
 };
 use std::ffi::{c_char, CStr, CString};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub const DATA_LEN: usize = 200;
@@ -254,6 +254,36 @@ pub fn fs_type(path: &Path) -> Option<u64> {
         let mut sfs: libc::statfs = std::mem::zeroed();
         (libc::statfs(c.as_ptr(), &mut sfs) == 0).then_some(sfs.f_type as u64)
     }
+}
+
+/// Removes a directory of our own (in /dev/shm) at the end, also on a panic.
+pub struct RemoveDir(Option<PathBuf>);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            if let Err(err) = std::fs::remove_dir_all(d) {
+                eprintln!("cleanup of {}: {err}", d.display());
+            }
+        }
+    }
+}
+
+/// A directory on tmpfs for a section that must run there: `run_dir/label` if the
+/// run directory is on tmpfs, else a directory of ours in /dev/shm (removed when the
+/// guard drops), else `run_dir/label` anyway.
+pub fn tmpfs_root(run_dir: &Path, label: &str) -> (PathBuf, RemoveDir) {
+    if fs_type(run_dir) == Some(TMPFS_MAGIC) {
+        return (run_dir.join(label), RemoveDir(None));
+    }
+    let shm = Path::new("/dev/shm");
+    if fs_type(shm) == Some(TMPFS_MAGIC) {
+        let d = shm.join(format!("session_bench.{}.{label}", std::process::id()));
+        if std::fs::create_dir(&d).is_ok() {
+            return (d.clone(), RemoveDir(Some(d)));
+        }
+    }
+    (run_dir.join(label), RemoveDir(None))
 }
 
 pub fn fs_name(t: u64) -> &'static str {

@@ -8,7 +8,9 @@
 //!        BENCH_QUICK=1    smoke run (small stores, few ops, a short churn).
 //!        BENCH_CHURN_SECS=<s>  how long the actor runs under churn (phase 9; default
 //!                         10, quick 2), e.g. longer to attach a profiler.
-//!        BENCH_ONLY=churn run only the churn phase (9).
+//!        BENCH_ONLY=<list> run only these phases, comma-separated: `churn` (9),
+//!                         `encryption` (9b), `owner` (9c, and 10b unless BENCH_REDIS=0;
+//!                         BENCH_REDIS=only: just 10b).
 //!        BENCH_REDIS=0    skip the Redis phase (10); BENCH_REDIS=only runs just that phase.
 //!                         The Redis phase needs `redis-server` and `redis-benchmark` in
 //!                         PATH (`bash tests/run_all.sh` installs them); without them the
@@ -17,7 +19,8 @@
 //! Files: `main.rs` (this: parameters, phase order), `common.rs` (data, the C API
 //! helpers, a `session_store_t` wrapper), `floor.rs` (the bare system calls),
 //! `stats.rs`, `report.rs` (tables, targets), and one file per driver: `memory.rs`,
-//! `file.rs`, `churn.rs` (the file driver under multi-process churn), `redis_driver.rs`.
+//! `file.rs`, `churn.rs` (the file driver under multi-process churn), `redis_driver.rs`,
+//! and `contents.rs` (encryption at rest and the owner index, on every driver).
 //!
 //! Every operation goes through the exported `extern "C"` functions of
 //! `session::ffi` with `*const c_char` arguments, as a C server calls them: the
@@ -77,8 +80,14 @@
 //!   9. cleanup under churn on tmpfs (see churn.rs): 2 processes x 8 threads create and
 //!      destroy sessions in one directory while this process calls remove_expired, a
 //!      plain readdir and readdir + fstatat in turn for ~10 s;
+//!      9b: encryption at rest (see contents.rs), file stores on tmpfs and memory
+//!      stores with a `secret` against their twins without, get and update
+//!      interleaved; 9c: owner index, destroy_owner of 100 sessions among 100,000
+//!      and among 1,000 sessions of other owners, and 100 x destroy, file (tmpfs)
+//!      and memory drivers;
 //!  10. Redis driver against `redis-benchmark` and bare SCAN round trips (see
-//!      redis_driver.rs); with 1 thread also set_value and update_if;
+//!      redis_driver.rs); with 1 thread also set_value and update_if; 10b: the
+//!      owner index on Redis, as 9c, on a redis-server of its own;
 //!  11. cleanup (unlinks everything left; at the very end).
 //!
 //! If every candidate directory is slow, the notes say so (WARNING): absolute create
@@ -97,6 +106,7 @@
 
 mod churn;
 mod common;
+mod contents;
 mod file;
 mod floor;
 mod memory;
@@ -125,6 +135,12 @@ pub struct Params {
     pub churn_baseline: Duration,
     /// The actor's time under churn.
     pub churn_secs: Duration,
+    /// Sessions of other owners in the large and the small store of destroy_owner.
+    pub owner_large: usize,
+    pub owner_small: usize,
+    /// Rounds, and calls of each kind per round, of destroy_owner.
+    pub owner_rounds: usize,
+    pub owner_ops: usize,
 }
 
 impl Params {
@@ -153,6 +169,10 @@ impl Params {
                 churn_base: 1_000,
                 churn_baseline: Duration::from_secs(1),
                 churn_secs: Duration::from_secs(2),
+                owner_large: 10_000,
+                owner_small: 1_000,
+                owner_rounds: 3,
+                owner_ops: 4,
             }
         } else {
             Params {
@@ -165,6 +185,10 @@ impl Params {
                 churn_base: 10_000,
                 churn_baseline: Duration::from_secs(3),
                 churn_secs: Duration::from_secs(10),
+                owner_large: 100_000,
+                owner_small: 1_000,
+                owner_rounds: 5,
+                owner_ops: 20,
             }
         }
     }
@@ -240,6 +264,7 @@ fn main() {
     let start = Instant::now();
     let p = Params::from_env();
     let redis_mode = RedisMode::from_env();
+    let only = only_from_env();
     if redis_mode != RedisMode::Off {
         redis_driver::require_redis_tools();
     }
@@ -271,9 +296,22 @@ fn main() {
     let mut rng = Rng(seed);
     let mut rep = Report::default();
 
-    // BENCH_ONLY=churn: just phase 9, to compare changes of the scan under churn.
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("churn") {
-        churn::phase(&p, &run_dir, &mut rep, start);
+    // BENCH_ONLY=churn,encryption,owner: just those phases.
+    if let Some(only) = &only {
+        if only.iter().any(|o| o == "churn") {
+            churn::phase(&p, &run_dir, &mut rep, start);
+        }
+        if only.iter().any(|o| o == "encryption") {
+            contents::encryption(&p, &run_dir, &mut rep, start);
+        }
+        if only.iter().any(|o| o == "owner") {
+            if redis_mode != RedisMode::Only {
+                contents::owner_local(&p, &run_dir, &mut rep, start);
+            }
+            if redis_mode != RedisMode::Off {
+                contents::owner_redis(&p, &mut rep, start);
+            }
+        }
         report::print_report(&p, &rep);
         return;
     }
@@ -285,11 +323,26 @@ fn main() {
     // 10. Redis driver
     if redis_mode != RedisMode::Off {
         redis_driver::redis_phase(&p, &mut rep, start);
+        contents::owner_redis(&p, &mut rep, start);
     }
 
     report::print_report(&p, &rep);
     progress(start, "done; cleaning up");
     drop(dirs);
+}
+
+/// The phases of `BENCH_ONLY` (comma-separated), if set; exits on an unknown one.
+fn only_from_env() -> Option<Vec<String>> {
+    let only = std::env::var("BENCH_ONLY").ok().filter(|v| !v.is_empty())?;
+    let only: Vec<String> = only.split(',').map(|o| o.trim().to_string()).collect();
+    if let Some(bad) = only
+        .iter()
+        .find(|o| !["churn", "encryption", "owner"].contains(&o.as_str()))
+    {
+        eprintln!("session_bench: unknown BENCH_ONLY phase {bad:?} (churn, encryption, owner)");
+        std::process::exit(2);
+    }
+    Some(only)
 }
 
 /// Phases 1-9 (see the top of the file); returns what must live until the cleanup.
@@ -327,6 +380,10 @@ fn local_phases(
 
     // 9. cleanup under churn, on tmpfs
     churn::phase(p, run_dir, rep, start);
+
+    // 9b.-9c. encryption at rest and the owner index, on tmpfs
+    contents::encryption(p, run_dir, rep, start);
+    contents::owner_local(p, run_dir, rep, start);
 
     (small, large, gc)
 }

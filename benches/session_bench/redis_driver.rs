@@ -47,7 +47,7 @@ use std::io;
 use std::time::Instant;
 
 #[path = "../../tests/support/redis_server.rs"]
-mod redis_server;
+pub mod redis_server;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum RedisMode {
@@ -438,7 +438,7 @@ fn redis_benchmark(
 }
 
 /// Restricts thread or process `pid` (0: the calling thread) to `cpus`.
-fn pin(pid: libc::pid_t, cpus: &[usize]) -> bool {
+pub fn pin(pid: libc::pid_t, cpus: &[usize]) -> bool {
     // SAFETY: cpu_set_t is plain data, initialised by CPU_ZERO/CPU_SET before use.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -451,7 +451,7 @@ fn pin(pid: libc::pid_t, cpus: &[usize]) -> bool {
 }
 
 /// The redis-server's pid, from `INFO server` (the helper keeps its Child private).
-fn server_pid(server: &redis_server::RedisServer) -> Option<libc::pid_t> {
+pub fn server_pid(server: &redis_server::RedisServer) -> Option<libc::pid_t> {
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query(&mut server.admin())

@@ -33,6 +33,8 @@ pub struct Report {
     pub scan_floor_per_entry: Option<f64>,
     /// The Redis phase's table and notes, printed as they are.
     pub redis: Vec<String>,
+    /// Encryption at rest and the owner index (contents.rs), printed as they are.
+    pub contents: Vec<String>,
 }
 
 impl Report {
@@ -91,6 +93,17 @@ pub fn print_report(p: &Params, rep: &Report) {
         println!("cleanup under churn:");
         for l in &rep.churn {
             println!("  {l}");
+        }
+    }
+    if !rep.contents.is_empty() {
+        println!();
+        println!("encryption at rest and the owner index (same run, calls interleaved):");
+        for l in &rep.contents {
+            if l.is_empty() {
+                println!();
+            } else {
+                println!("  {l}");
+            }
         }
     }
     if !rep.redis.is_empty() {

@@ -13,12 +13,16 @@ impl Stat {
         crate::common::median_of(self.round_means.iter().copied())
     }
     pub fn p99(&self) -> u64 {
+        self.percentile(0.99)
+    }
+    /// The `q` quantile (0.5: the median) of the per-call latencies of all rounds.
+    pub fn percentile(&self, q: f64) -> u64 {
         let mut v = self.samples.clone();
         v.sort_unstable();
         if v.is_empty() {
             return 0;
         }
-        v[((v.len() as f64 * 0.99) as usize).min(v.len() - 1)]
+        v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
     }
     pub fn spread(&self) -> (f64, f64) {
         let min = self
