@@ -273,12 +273,19 @@ impl Sessions {
         if self.owner.is_none() {
             return self.store.destroy(&id);
         }
-        let owner = match self.store.take(&id)? {
-            Some(stored) => self
+        let owner = match self.store.take(&id) {
+            Ok(Some(stored)) => self
                 .unseal_ref(&id, &stored)
                 .ok()
                 .and_then(|plain| self.owner_of(&plain)),
-            None => None,
+            Ok(None) => None,
+            // A damaged or planted record still goes (its entry, if any, stays
+            // until its bound).
+            Err(err) if err.code == SessionError::Corrupt => {
+                self.store.destroy(&id)?;
+                None
+            }
+            Err(err) => return Err(err),
         };
         if let Some(owner) = owner {
             for tag in self.owner_tags(&owner) {

@@ -394,3 +394,30 @@ fn the_owner_index_is_files_0600_in_0700_directories_and_remove_expired_prunes_i
         .unwrap();
     assert_eq!(store.index_list(&ended).unwrap().len(), 1);
 }
+
+#[test]
+fn destroy_removes_a_damaged_file_also_with_an_owner_index() {
+    let dir = TempDir::new("stores");
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        dir.path().display()
+    );
+    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    let id = s.create(b"{\"user_id\":1,\"x\":\"abcdefgh\"}").unwrap();
+    let path = dir.path().join("sessions").join(id.as_str());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        s.get(id.as_bytes()).unwrap_err().code,
+        SessionError::Corrupt
+    );
+    s.destroy(id.as_bytes()).unwrap();
+    assert!(!path.exists());
+    assert_eq!(
+        s.get(id.as_bytes()).unwrap_err().code,
+        SessionError::NotFound
+    );
+}
