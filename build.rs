@@ -1,4 +1,5 @@
-//! Generates the C header with cbindgen into `OUT_DIR/session.h`.
+//! Generates the C header with cbindgen into `OUT_DIR/session.h`, and gives the
+//! shared library its soname, `libsession.so.MAJOR` (see [`soname`]).
 //!
 //! The committed `include/session.h` is the contract: `tests/header.rs` compares it
 //! with this fresh generation. Set `SESSION_WRITE_HEADER=1` to refresh the committed
@@ -9,6 +10,7 @@ use std::env;
 use std::path::PathBuf;
 
 fn main() {
+    soname();
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=SESSION_WRITE_HEADER");
@@ -58,6 +60,33 @@ fn main() {
         Err(err) => {
             // Do not panic: rustc reports the underlying error better than cbindgen.
             println!("cargo:warning=cbindgen could not generate session.h: {err}");
+        }
+    }
+}
+
+/// The shared library is linked with the soname `libsession.so.MAJOR` (`.so.0` while
+/// the version is 0.x: versions of one major number only append to the ABI), so a
+/// program linked against it asks for `libsession.so.0` and keeps working with any
+/// later 0.x installed as `libsession.so.0 -> libsession.so.0.y.z`. The install
+/// (CMakeLists.txt) lays that out. In cargo's own output directory a symlink
+/// `libsession.so.0 -> libsession.so` lets programs linked there run too
+/// (`-Wl,-rpath,$PWD/target/release`, as the README's link line does).
+fn soname() {
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
+    let soname = format!("libsession.so.{major}");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    // OUT_DIR is PROFILE_DIR/build/session-HASH/out.
+    let Some(profile_dir) = env::var_os("OUT_DIR")
+        .map(PathBuf::from)
+        .and_then(|out| out.ancestors().nth(3).map(PathBuf::from))
+    else {
+        return;
+    };
+    let link = profile_dir.join(&soname);
+    if std::fs::read_link(&link).ok().as_deref() != Some(std::path::Path::new("libsession.so")) {
+        let _ = std::fs::remove_file(&link);
+        if let Err(err) = std::os::unix::fs::symlink("libsession.so", &link) {
+            println!("cargo:warning=cannot create {}: {err}", link.display());
         }
     }
 }

@@ -97,31 +97,7 @@ fn build_library() -> Result<BuiltLibrary, String> {
         .arg("--message-format=json-render-diagnostics")
         .args(profile_args())
         .stdin(Stdio::null());
-    // `cargo test` gives this process the variables it sets for the crate
-    // (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...). Build scripts watch some of them
-    // (ring's watches CARGO_MANIFEST_DIR), so left in place they would make this
-    // build recompile dependencies, and the next `cargo test` recompile them back.
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_EXE_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_MANIFEST_LINKS",
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-                "OUT_DIR",
-            ]
-            .contains(&name);
-        if set_by_cargo {
-            cmd.env_remove(name);
-        }
-    }
+    support::cargo_env::without_cargo_test_env(&mut cmd);
     let shown = format!("{cmd:?}");
     let output = cmd
         .output()

@@ -1,3 +1,4 @@
 pub mod c_api;
+pub mod cargo_env;
 pub mod redis_server;
 pub mod temp;
