@@ -89,12 +89,16 @@ pub fn parse(section: &Section) -> Result<CookieConfig> {
     }
     if let Some(domain) = s.string("domain")? {
         let host = domain.strip_prefix('.').unwrap_or(domain);
-        if host.is_empty()
-            || host.len() > 253
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if host.len() > 253 || !host.split('.').all(label_ok) {
             return Err(Error::config(format!(
                 "{} must be a host name such as example.com",
                 s.key_path("domain")
@@ -126,9 +130,12 @@ pub fn parse(section: &Section) -> Result<CookieConfig> {
 /// The browsers' rules for `SameSite=None` and the `__Secure-` and `__Host-` name
 /// prefixes: a cookie that breaks them is silently dropped, so refuse it here.
 fn check_rules(cookie: &CookieConfig, s: &Section) -> Result<()> {
+    // Browsers match the prefixes without regard to case.
+    let lower = cookie.name.to_ascii_lowercase();
+    let host_prefix = lower.starts_with("__host-");
     let secure_needed = if cookie.same_site == SameSite::None {
         Some("same_site \"None\"")
-    } else if cookie.name.starts_with("__Secure-") || cookie.name.starts_with("__Host-") {
+    } else if lower.starts_with("__secure-") || host_prefix {
         Some("a name starting with __Secure- or __Host-")
     } else {
         None
@@ -139,7 +146,7 @@ fn check_rules(cookie: &CookieConfig, s: &Section) -> Result<()> {
             s.path()
         )));
     }
-    if cookie.name.starts_with("__Host-") && (cookie.path != "/" || cookie.domain.is_some()) {
+    if host_prefix && (cookie.path != "/" || cookie.domain.is_some()) {
         return Err(Error::config(format!(
             "{}: a name starting with __Host- needs \"path\": \"/\" and no \"domain\"",
             s.path()
@@ -244,12 +251,13 @@ impl CookieConfig {
     }
 }
 
-/// `bytes` without leading and trailing spaces and tabs.
+/// `bytes` without leading and trailing white space (spaces and tabs, and the
+/// CR LF of a header line passed whole).
 fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
+    while let [b' ' | b'\t' | b'\r' | b'\n', rest @ ..] = bytes {
         bytes = rest;
     }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
+    while let [rest @ .., b' ' | b'\t' | b'\r' | b'\n'] = bytes {
         bytes = rest;
     }
     bytes
@@ -335,6 +343,16 @@ mod tests {
             (r#"{"cookie": {"path": "app"}}"#, "start with /"),
             (r#"{"cookie": {"path": "/a;b"}}"#, "start with /"),
             (r#"{"cookie": {"domain": "a b"}}"#, "host name"),
+            (r#"{"cookie": {"domain": "a..b"}}"#, "host name"),
+            (r#"{"cookie": {"domain": "-x.com"}}"#, "host name"),
+            (
+                r#"{"cookie": {"name": "__HOST-sid", "domain": "example.com"}}"#,
+                "__Host-",
+            ),
+            (
+                r#"{"cookie": {"name": "__secure-sid", "secure": false}}"#,
+                "needs \"secure\"",
+            ),
             (r#"{"cookie": {"same_site": "sometimes"}}"#, "\"Strict\""),
             (
                 r#"{"cookie": {"same_site": "None", "secure": false}}"#,
@@ -365,6 +383,7 @@ mod tests {
         let found = |h: &str| c.find_id(h.as_bytes()).map(|id| id.as_str().to_string());
         assert_eq!(found(&format!("session_id={a}")).unwrap(), a);
         assert_eq!(found(&format!("Cookie: x=1; session_id={a}")).unwrap(), a);
+        assert_eq!(found(&format!("Cookie: session_id={a}\r\n")).unwrap(), a);
         assert_eq!(
             found(&format!(" lang=en ;\tsession_id = \"{a}\" ; z=2")).unwrap(),
             a

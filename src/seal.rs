@@ -11,7 +11,9 @@
 //! The key id (also derived from the secret) names the key that sealed the record,
 //! so a read tries exactly one key. The associated data is the first five bytes and
 //! the session id: a record copied under another id, or with its key id changed,
-//! does not open. Every seal draws a fresh nonce from the OS CSPRNG.
+//! does not open. Every seal draws a fresh nonce from the OS CSPRNG: random 96-bit
+//! nonces under one key stay safe for about 2^32 seals (NIST SP 800-38D), so a
+//! secret must be rotated before it has sealed that many (the README says how).
 
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;

@@ -27,8 +27,9 @@ use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
 use crate::json_object;
 use crate::seal::{OwnerTag, Sealer};
-use crate::store::{self, nanos, now_ns, Change, Outcome, Store};
+use crate::store::{self, nanos, now_ns, Change, Outcome, Peek, Store};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Added to `max_lifetime` in an owner-index entry's bound, so that the entry
@@ -50,6 +51,7 @@ pub struct Sessions {
     lifetime: Duration,
     max_lifetime: Duration,
     max_data_size: usize,
+    regenerate_grace: Duration,
     sealer: Option<Sealer>,
     cookie: CookieConfig,
     owner: Option<OwnerConfig>,
@@ -80,6 +82,7 @@ impl Sessions {
             lifetime: config.lifetime,
             max_lifetime: config.max_lifetime,
             max_data_size: config.max_data_size,
+            regenerate_grace: config.expiry.regenerate_grace,
             sealer,
             cookie: config.cookie.clone(),
             owner: config.owner.clone(),
@@ -175,6 +178,14 @@ impl Sessions {
         let sealed = self.seal(&id, data)?;
         self.written(self.store.update(&id, &sealed)?)?;
         self.limit_owner(owner.as_deref(), &id)
+    }
+
+    /// The data of a live session without moving its idle end: a look by an
+    /// operator (`sessionctl get`), not a use of the session.
+    pub fn peek(&self, id: &[u8]) -> Result<Vec<u8>> {
+        let id = SessionId::parse(id)?;
+        let (stored, _) = self.store.peek(&id)?.ok_or_else(Error::not_found)?;
+        self.unseal(&id, stored)
     }
 
     /// The data of a live session and its version.
@@ -279,9 +290,9 @@ impl Sessions {
                 .ok()
                 .and_then(|plain| self.owner_of(&plain)),
             Ok(None) => None,
-            // A damaged or planted record still goes (its entry, if any, stays
-            // until its bound).
-            Err(err) if err.code == SessionError::Corrupt => {
+            // A damaged or planted record (or, on Redis, a key of another type)
+            // still goes.
+            Err(err) if matches!(err.code, SessionError::Corrupt | SessionError::NotFound) => {
                 self.store.destroy(&id)?;
                 None
             }
@@ -336,12 +347,14 @@ impl Sessions {
         let old = SessionId::parse(id)?;
         for _ in 0..CREATE_ATTEMPTS {
             let new = SessionId::generate()?;
+            let mut owner = None;
             // With a secret or an owner index the data is looked at inside the
             // move: sealed for the new id, and the new id indexed first.
             let mut rewrite = |stored: &[u8]| -> Result<Option<Vec<u8>>> {
                 let plain = self.unseal_ref(&old, stored)?;
-                if let Some(owner) = self.owner_of(&plain) {
-                    self.index(&owner, &new)?;
+                owner = self.owner_of(&plain);
+                if let Some(owner) = &owner {
+                    self.index(owner, &new)?;
                 }
                 match &self.sealer {
                     Some(sealer) => sealer.seal(&new, &plain).map(Some),
@@ -355,8 +368,16 @@ impl Sessions {
             };
             match self.store.regenerate(&old, &new, rewrite)? {
                 Outcome::Taken => continue,
-                outcome => return self.written(outcome).map(|()| new),
+                outcome => self.written(outcome)?,
             }
+            // Without a grace the old id is gone: so is its entry (best effort:
+            // the move has happened; a stale entry is skipped by readers anyway).
+            if let (Some(owner), true) = (owner, self.regenerate_grace.is_zero()) {
+                for tag in self.owner_tags(&owner) {
+                    let _ = self.store.index_remove(&tag, std::slice::from_ref(&old));
+                }
+            }
+            return Ok(new);
         }
         Err(Error::new(
             SessionError::Internal,
@@ -486,17 +507,23 @@ impl Sessions {
         // An entry bound before this was written more than INDEX_YOUNG ago.
         let settled = (now + self.index_span()).saturating_sub(nanos(INDEX_YOUNG));
         let mut owned: Vec<Owned> = Vec::new();
+        let mut seen: HashSet<SessionId> = HashSet::new();
         for tag in self.owner_tags(owner) {
             let entries = self.store.index_list(&tag)?;
             let ids: Vec<SessionId> = entries.iter().map(|(id, _)| *id).collect();
             let found = self.store.peek_many(&ids)?;
             let mut gone = Vec::new();
             for ((id, bound), found) in entries.into_iter().zip(found) {
-                let Some((stored, absolute_ns)) = found else {
-                    if bound <= settled {
-                        gone.push(id);
+                let (stored, absolute_ns) = match found {
+                    Peek::Live(found) => found,
+                    Peek::Missing => {
+                        if bound <= settled {
+                            gone.push(id);
+                        }
+                        continue;
                     }
-                    continue;
+                    // Damaged (a file that does not check out): passed over.
+                    Peek::Damaged => continue,
                 };
                 // A session that does not open (an old secret, damage) or names
                 // another owner now is passed over; its entry stays until its bound.
@@ -504,7 +531,7 @@ impl Sessions {
                     continue;
                 };
                 let is_owner = self.owner_of(&plain).as_deref() == Some(owner);
-                if is_owner && !owned.iter().any(|o| o.id == id) {
+                if is_owner && seen.insert(id) {
                     owned.push(Owned { id, absolute_ns });
                 }
             }
@@ -518,23 +545,34 @@ impl Sessions {
 
     /// After a write that made `new` a session of `owner` (create, or a write that
     /// set or changed the owner): ends the owner's sessions beyond
-    /// `max_sessions_per_owner`, those that end first first, never `new`.
+    /// `max_sessions_per_owner`, those that end first first. Only sessions that
+    /// sort before `new` go, so of two logins racing each other the later one
+    /// always stays.
+    ///
+    /// The write it follows has happened: a failure here (the store went away
+    /// meanwhile) does not undo or fail it. The limit is then applied by the
+    /// owner's next such write.
     fn limit_owner(&self, owner: Option<&str>, new: &SessionId) -> Result<()> {
         let (Some(owner), Some(max)) = (owner, self.owner.as_ref().and_then(|o| o.max_sessions))
         else {
             return Ok(());
         };
-        let owned = self.owned(owner.as_bytes())?;
-        let excess = (owned.len() as u64).saturating_sub(max);
-        let oldest: Vec<SessionId> = owned
+        let Ok(owned) = self.owned(owner.as_bytes()) else {
+            return Ok(());
+        };
+        let Some(position) = owned.iter().position(|o| o.id == *new) else {
+            return Ok(());
+        };
+        let excess = (owned.len() as u64).saturating_sub(max) as usize;
+        let oldest: Vec<SessionId> = owned[..position]
             .iter()
-            .filter(|o| o.id != *new)
-            .take(excess as usize)
+            .take(excess)
             .map(|o| o.id)
             .collect();
-        self.store.destroy_many(&oldest)?;
-        for tag in self.owner_tags(owner) {
-            self.store.index_remove(&tag, &oldest)?;
+        if self.store.destroy_many(&oldest).is_ok() {
+            for tag in self.owner_tags(owner) {
+                let _ = self.store.index_remove(&tag, &oldest);
+            }
         }
         Ok(())
     }

@@ -1203,3 +1203,62 @@ fn max_sessions_per_owner_also_holds_when_a_write_sets_the_owner() {
         },
     );
 }
+
+#[test]
+fn of_two_racing_logins_over_the_limit_the_later_one_stays() {
+    on_every_driver(
+        r#", "owner_key": "user_id", "max_sessions_per_owner": 1"#,
+        |s| {
+            for round in 0..40 {
+                let owner = format!("{{\"user_id\":{round}}}");
+                let first = s.create(owner.as_bytes()).unwrap();
+                // Strictly older than both logins (Redis keeps ends in ms).
+                std::thread::sleep(Duration::from_millis(3));
+                let barrier = std::sync::Barrier::new(2);
+                let (a, b) = std::thread::scope(|scope| {
+                    let a = scope.spawn(|| {
+                        barrier.wait();
+                        s.create(owner.as_bytes()).unwrap()
+                    });
+                    let b = scope.spawn(|| {
+                        barrier.wait();
+                        s.create(owner.as_bytes()).unwrap()
+                    });
+                    (a.join().unwrap(), b.join().unwrap())
+                });
+                let live = [first, a, b]
+                    .iter()
+                    .filter(|id| s.exists(id.as_bytes()).is_ok())
+                    .count();
+                assert!(
+                    live >= 1,
+                    "{}: round {round}: every login was ended",
+                    s.name
+                );
+                assert_eq!(
+                    code(s.get(first.as_bytes())),
+                    SessionError::NotFound,
+                    "{}: round {round}",
+                    s.name
+                );
+            }
+        },
+    );
+}
+
+#[test]
+fn regenerate_without_grace_drops_the_old_ids_entry() {
+    on_every_driver(r#", "owner_key": "user_id""#, |s| {
+        let old = s.create(b"{\"user_id\":9}").unwrap();
+        let new = s.regenerate(old.as_bytes()).unwrap();
+        let tag = session::seal::OwnerTag::plain("9");
+        let entries: Vec<SessionId> = s
+            .store()
+            .index_list(&tag)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(entries, vec![new], "{}", s.name);
+    });
+}

@@ -87,10 +87,15 @@ fn install_then_build_consumers_with_pkg_config_and_find_package() {
         .arg(repo())
         .arg("-B")
         .arg(&build)
-        .arg("-DSESSION_BUILD_TESTS=OFF")
-        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display())));
+        .arg("-DSESSION_BUILD_TESTS=OFF"));
     run(Command::new("cmake").arg("--build").arg(&build));
-    run(Command::new("cmake").arg("--install").arg(&build));
+    // The prefix is chosen at install time, not at configure time: every file
+    // must follow it (pkg-config and find_package files included).
+    run(Command::new("cmake")
+        .arg("--install")
+        .arg(&build)
+        .arg("--prefix")
+        .arg(&prefix));
 
     // pkg-config says where things went.
     let pc_path = prefix.join("lib/pkgconfig");
@@ -104,7 +109,31 @@ fn install_then_build_consumers_with_pkg_config_and_find_package() {
     };
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(pkg("--modversion"), version);
-    let libdir = PathBuf::from(pkg("--variable=libdir"));
+    let libdir = PathBuf::from(pkg("--variable=libdir"))
+        .canonicalize()
+        .expect("pkg-config's libdir exists");
+    assert!(
+        libdir.starts_with(prefix.canonicalize().unwrap()),
+        "{}",
+        libdir.display()
+    );
+    // Every installed file is in the manifest (an uninstall removes them all).
+    let manifest = std::fs::read_to_string(build.join("install_manifest.txt")).unwrap();
+    for name in [
+        "libsession.so.0",
+        "libsession.so",
+        "libsession.a",
+        "session.pc",
+        "sessionConfig.cmake",
+        "sessionctl",
+        "session.h",
+    ] {
+        assert!(
+            manifest.lines().any(|l| l.ends_with(&format!("/{name}"))),
+            "{name} missing from install_manifest.txt"
+        );
+    }
+    assert!(manifest.contains(".debug/libsession.so."));
     let real = libdir.join(format!("libsession.so.{version}"));
     let major = version.split('.').next().unwrap();
     let soname = format!("libsession.so.{major}");
@@ -154,8 +183,9 @@ fn install_then_build_consumers_with_pkg_config_and_find_package() {
         assert_eq!(words.next(), Some("{\"user_id\":42}"), "{out}");
         if let Some(dir) = loaded_from {
             let from = words.next().unwrap();
+            let real = Path::new(from).canonicalize().unwrap();
             assert!(
-                Path::new(from).starts_with(dir),
+                real.starts_with(dir),
                 "{} loaded libsession from {from}, not from {}",
                 binary.display(),
                 dir.display()

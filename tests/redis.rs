@@ -563,3 +563,23 @@ fn signals_never_fail_a_call() {
         failures.first()
     );
 }
+
+/// A key of another type under the prefix (a 0.1 session, another application's
+/// key) that the owner index names never fails the owner calls, and destroy
+/// removes it.
+#[test]
+fn a_key_of_another_type_in_the_owner_index_is_passed_over() {
+    let server = RedisServer::start(&[]);
+    let s = open(&server, 3600, r#", "owner_key": "user_id""#);
+    let foreign = session::SessionId::generate().unwrap();
+    let key = format!("session:{foreign}");
+    let _: String = server.query(0, &[b"SET", key.as_bytes(), b"a 0.1 session"]);
+    // The update indexes the id first, then finds the key is no hash.
+    assert!(s.update(foreign.as_bytes(), b"{\"user_id\":1}").is_err());
+    let real = s.create(b"{\"user_id\":1}").unwrap();
+    assert_eq!(s.list_owner(b"1").unwrap(), vec![real]);
+    assert_eq!(s.count_owner(b"1").unwrap(), 1);
+    s.destroy(foreign.as_bytes()).unwrap();
+    assert!(!exists(&server, 0, &key));
+    assert_eq!(s.destroy_owner(b"1").unwrap(), 1);
+}

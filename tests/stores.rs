@@ -421,3 +421,45 @@ fn destroy_removes_a_damaged_file_also_with_an_owner_index() {
         SessionError::NotFound
     );
 }
+
+#[test]
+fn a_damaged_file_or_a_create_in_flight_never_fails_the_owner_calls() {
+    let dir = TempDir::new("stores");
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        dir.path().display()
+    );
+    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    let damaged = s.create(b"{\"user_id\":42,\"n\":1}").unwrap();
+    let intact = s.create(b"{\"user_id\":42,\"n\":2}").unwrap();
+    let path = dir.path().join("sessions").join(damaged.as_str());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(s.list_owner(b"42").unwrap(), vec![intact]);
+    assert_eq!(s.count_owner(b"42").unwrap(), 1);
+    // Creates (12 KB, so a write is not one page) racing with owner reads: a file
+    // being written is never taken for a damaged one.
+    let big = format!("{{\"user_id\":7,\"pad\":\"{}\"}}", "x".repeat(12 * 1024));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut failures = 0;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+            while std::time::Instant::now() < deadline {
+                let id = s.create(big.as_bytes()).unwrap();
+                s.destroy(id.as_bytes()).unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        while !stop.load(Ordering::Relaxed) {
+            if s.list_owner(b"7").is_err() {
+                failures += 1;
+            }
+        }
+    });
+    assert_eq!(failures, 0, "owner reads failed while creates ran");
+    assert_eq!(s.destroy_owner(b"42").unwrap(), 1);
+}

@@ -211,7 +211,7 @@ fn run(args: &Args) -> Result<Output, Failure> {
             }
         }
         "get" => {
-            let data = sessions.get(operand.as_bytes())?;
+            let data = sessions.peek(operand.as_bytes())?;
             let json = json!({ "id": operand, "data": String::from_utf8_lossy(&data) });
             let mut plain = data;
             plain.push(b'\n');

@@ -10,8 +10,10 @@
 //! old version or the new one, never a mix. Readers take no lock: they read the file
 //! in one `pread` and retry if the newest version does not check out (an update ran
 //! under them), finally under a shared lock. A new session is written with
-//! `O_CREAT | O_EXCL`; a reader meeting it half-written finds no valid descriptor,
-//! which means "not found" (create has not returned yet).
+//! `O_CREAT | O_EXCL` under an exclusive lock, so that shared lock waits for it; a
+//! reader that opens it before the lock finds no descriptor, which means "not
+//! found" (create has not returned yet). Under the lock, a file whose data does not
+//! check out in any version is damaged: `SESSION_ERROR_CORRUPT`.
 //!
 //! # Expiry
 //! Each descriptor holds the absolute end and the idle end. The file's mtime is set
@@ -360,14 +362,24 @@ impl FileStore {
         Ok(None)
     }
 
-    /// Creates a new session file with `O_EXCL`; `None` when the name is taken.
+    /// Creates a new session file with `O_EXCL`, under an exclusive lock until it
+    /// is closed; `None` when the name is taken.
     fn create_file(&self, id: &SessionId) -> Result<Option<File>> {
         let name = Name::of(id);
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
         let mut dir = self.checked_dir()?;
         for attempt in 0..2 {
             match sys::open_at(dir, name.c(), flags, 0o600) {
-                Ok(file) => return Ok(Some(file)),
+                // Locked until written and closed: a reader that opens it meanwhile
+                // waits under its shared lock rather than take the half-written
+                // file for a damaged one.
+                Ok(file) => {
+                    if let Err(err) = self.lock(&file, libc::LOCK_EX) {
+                        let _ = sys::unlink_at(dir, name.c());
+                        return Err(err);
+                    }
+                    return Ok(Some(file));
+                }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempt == 0 => {
                     self.recheck_dir()?;
@@ -1131,15 +1143,25 @@ impl Store for FileStore {
                     });
                     written.map_err(|e| self.fail("cannot write the owner index", e))?;
                     if self.fsync {
-                        self.sync_index_dir(owner)?;
+                        file.sync_all()
+                            .map_err(|e| self.fail("cannot sync the owner index", e))?;
+                        self.sync_index_dir(&index_path(owner, None))?;
                     }
                     return Ok(());
                 }
                 // The owner's directory is missing (first session of this owner, or
                 // removed empty by remove_expired just now): make it and retry.
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 2 => {
-                    for path in [index_path_root(), index_path(owner, None)] {
+                    for (path, parent) in [
+                        (index_path_root(), None),
+                        (index_path(owner, None), Some(index_path_root())),
+                    ] {
                         match sys::mkdir_at(dir, &path, 0o700) {
+                            // A new directory is durable once its parent is synced.
+                            Ok(()) if self.fsync => match &parent {
+                                Some(parent) => self.sync_index_dir(parent)?,
+                                None => self.sync_dir()?,
+                            },
                             Ok(()) => {}
                             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
                             Err(err) => return Err(self.fail("cannot create the owner index", err)),
@@ -1225,14 +1247,11 @@ impl FileStore {
         })
     }
 
-    fn sync_index_dir(&self, owner: &OwnerTag) -> Result<()> {
-        let synced = sys::open_at(
-            self.dir(),
-            &index_path(owner, None),
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-        )
-        .and_then(|d| sys::fsync(d.as_raw_fd()));
+    /// `fsync` of a directory of the owner index (`path` relative to the session
+    /// directory).
+    fn sync_index_dir(&self, path: &CStr) -> Result<()> {
+        let synced = sys::open_at(self.dir(), path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .and_then(|d| sys::fsync(d.as_raw_fd()));
         synced.map_err(|e| self.fail("cannot sync the owner index", e))
     }
 

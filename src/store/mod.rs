@@ -81,6 +81,16 @@ impl Expiry {
 /// What [`Store::peek`] finds: the data and the absolute end (ns).
 pub type Peeked = (Vec<u8>, u64);
 
+/// What [`Store::peek_many`] finds for one id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peek {
+    Live(Peeked),
+    /// No live session has the id.
+    Missing,
+    /// A session is there but cannot be read (`SessionError::Corrupt`).
+    Damaged,
+}
+
 /// The storage contract. Every driver passes the conformance suite in
 /// `tests/conformance.rs`. Implementations are shared by all threads.
 pub trait Store: Send + Sync {
@@ -195,9 +205,17 @@ pub trait Store: Send + Sync {
     /// end (a look by the library itself, not a use of the session).
     fn peek(&self, id: &SessionId) -> Result<Option<Peeked>>;
 
-    /// [`Store::peek`] of several sessions (one round trip on Redis).
-    fn peek_many(&self, ids: &[SessionId]) -> Result<Vec<Option<Peeked>>> {
-        ids.iter().map(|id| self.peek(id)).collect()
+    /// [`Store::peek`] of several sessions (one round trip on Redis). One
+    /// damaged session does not fail the others.
+    fn peek_many(&self, ids: &[SessionId]) -> Result<Vec<Peek>> {
+        ids.iter()
+            .map(|id| match self.peek(id) {
+                Ok(Some(found)) => Ok(Peek::Live(found)),
+                Ok(None) => Ok(Peek::Missing),
+                Err(err) if err.code == SessionError::Corrupt => Ok(Peek::Damaged),
+                Err(err) => Err(err),
+            })
+            .collect()
     }
 
     /// Owner index: records that session `id` may belong to `owner`, until at

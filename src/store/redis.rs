@@ -39,7 +39,7 @@
 //! again without re-init. A forked child never touches the sockets it inherited: the
 //! pool notices the new pid and starts empty.
 
-use super::{now_ns, Change, Expiry, Outcome, Peeked, Store};
+use super::{now_ns, Change, Expiry, Outcome, Peek, Peeked, Store};
 use crate::config::{wrong_type, Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
@@ -543,7 +543,9 @@ const NOT_REPEATABLE: [&str; 3] = ["create script", "update script", "regenerate
 /// C server's signal handlers (SIGCHLD, SIGALRM, SIGTERM, ...) then cannot
 /// interrupt a call between its request and its reply (EINTR), which would leave
 /// the reply unknown. A signal that comes meanwhile is delivered when the call
-/// returns, at most `command_timeout` later. Signals that report a fault of the
+/// returns (each of its waits is bounded by `connect_timeout` or
+/// `command_timeout`). The EINTR retries below remain for the stop signals, which
+/// cannot be held. Signals that report a fault of the
 /// thread itself (SIGSEGV, ...) are never held.
 struct SignalsHeld(libc::sigset_t, std::marker::PhantomData<*const ()>);
 
@@ -924,9 +926,12 @@ impl Store for RedisStore {
 
     fn take(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
         let key = self.key(id);
-        let (data, _): (Option<Vec<u8>>, i64) = self.run("HGET and DEL", |c| {
+        // A key of another type (WRONGTYPE for HGET) is deleted all the same.
+        type Reply = (redis::RedisResult<Option<Vec<u8>>>, i64);
+        let (data, _): Reply = self.run("HGET and DEL", |c| {
             redis::pipe()
                 .atomic()
+                .ignore_errors()
                 .cmd("HGET")
                 .arg(&key)
                 .arg("d")
@@ -934,7 +939,7 @@ impl Store for RedisStore {
                 .arg(&key)
                 .query(c)
         })?;
-        Ok(data)
+        Ok(data.ok().flatten())
     }
 
     fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
@@ -1042,25 +1047,39 @@ impl Store for RedisStore {
     }
 
     fn peek(&self, id: &SessionId) -> Result<Option<Peeked>> {
-        Ok(self.peek_many(std::slice::from_ref(id))?.pop().flatten())
+        Ok(match self.peek_many(std::slice::from_ref(id))?.pop() {
+            Some(Peek::Live(found)) => Some(found),
+            _ => None,
+        })
     }
 
-    fn peek_many(&self, ids: &[SessionId]) -> Result<Vec<Option<Peeked>>> {
+    fn peek_many(&self, ids: &[SessionId]) -> Result<Vec<Peek>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.key(id)).collect();
-        let found: Vec<(Option<Vec<u8>>, Option<u64>)> = self.run("HMGET", |c| {
+        // Each reply on its own: a key of another type (WRONGTYPE) is no session
+        // and does not fail the others.
+        type Reply = redis::RedisResult<(Option<Vec<u8>>, Option<u64>)>;
+        let found: Vec<Reply> = self.run("HMGET", |c| {
             let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             for key in &keys {
                 pipe.cmd("HMGET").arg(key).arg("d").arg("a");
             }
             pipe.query(c)
         })?;
-        Ok(found
+        found
             .into_iter()
-            .map(|(data, absolute_ms)| Some((data?, absolute_ms?.saturating_mul(1_000_000))))
-            .collect())
+            .map(|reply| match reply {
+                Ok((Some(data), Some(absolute_ms))) => {
+                    Ok(Peek::Live((data, absolute_ms.saturating_mul(1_000_000))))
+                }
+                Ok(_) => Ok(Peek::Missing),
+                Err(err) if err.code() == Some("WRONGTYPE") => Ok(Peek::Missing),
+                Err(err) => Err(self.error("HMGET", &err)),
+            })
+            .collect()
     }
 
     fn index_add(&self, owner: &OwnerTag, id: &SessionId, until_ns: u64) -> Result<()> {
