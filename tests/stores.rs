@@ -463,3 +463,34 @@ fn a_damaged_file_or_a_create_in_flight_never_fails_the_owner_calls() {
     assert_eq!(failures, 0, "owner reads failed while creates ran");
     assert_eq!(s.destroy_owner(b"42").unwrap(), 1);
 }
+
+#[test]
+fn a_directory_renamed_away_is_unavailable_on_every_call_until_it_is_back() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let id = s.create(b"kept").unwrap();
+    let (path, away) = (dir.path().join("sessions"), dir.path().join("away"));
+    std::fs::rename(&path, &away).unwrap();
+    // Within the check interval (1 s) a call may still reach the moved directory;
+    // once a check has seen it gone, every call fails until it is back.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut results = Vec::new();
+    for _ in 0..30 {
+        results.push(s.get(id.as_bytes()).map_err(|e| e.code));
+        results.push(s.create(b"new").map(|_| Vec::new()).map_err(|e| e.code));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        results
+            .iter()
+            .all(|r| *r == Err(SessionError::StorageUnavailable)),
+        "{results:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&away).unwrap().count(),
+        1,
+        "a create went to the moved directory"
+    );
+    std::fs::rename(&away, &path).unwrap();
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+}

@@ -330,10 +330,17 @@ impl FileStore {
             Ok(st) if st.dev == current.dev && st.ino == current.ino && current.nlink > 0 => {
                 Ok(DirCheck::Same)
             }
-            Ok(_) | Err(_) => {
-                self.open_dir()?;
-                Ok(DirCheck::Reopened)
-            }
+            Ok(_) | Err(_) => match self.open_dir() {
+                Ok(()) => Ok(DirCheck::Reopened),
+                Err(err) => {
+                    // Gone from its path (deleted, or renamed away while the old
+                    // descriptor still works): every call checks again, and fails,
+                    // until it is back, rather than most calls quietly using the
+                    // directory that is no longer at the configured path.
+                    self.next_check_ns.store(0, Ordering::Relaxed);
+                    Err(err)
+                }
+            },
         }
     }
 
