@@ -1262,3 +1262,26 @@ fn regenerate_without_grace_drops_the_old_ids_entry() {
         assert_eq!(entries, vec![new], "{}", s.name);
     });
 }
+
+#[test]
+fn back_to_back_logins_keep_exactly_the_limit() {
+    // Creates within one millisecond still sort by age (Redis keeps the end in ns
+    // beside the ms one its scripts use).
+    on_every_driver(
+        r#", "owner_key": "user_id", "max_sessions_per_owner": 2"#,
+        |s| {
+            for owner in 0..100 {
+                let data = format!("{{\"user_id\":\"u{owner}\"}}");
+                let ids: Vec<SessionId> =
+                    (0..3).map(|_| s.create(data.as_bytes()).unwrap()).collect();
+                let owner = format!("u{owner}");
+                assert_eq!(
+                    s.list_owner(owner.as_bytes()).unwrap(),
+                    ids[1..].to_vec(),
+                    "{}: {owner}",
+                    s.name
+                );
+            }
+        },
+    );
+}

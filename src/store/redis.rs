@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `d` | the data, raw bytes |
 //! | `a` | the absolute end, ms since 1970 (the writer's clock) |
+//! | `n` | the same end in ns, which orders an owner's sessions by age |
 //! | `v` | the version, grows with every change of the data |
 //! | `r` | present on the old id of a regenerated session during its grace: read-only |
 //!
@@ -593,7 +594,7 @@ fn interrupted(err: &redis::RedisError) -> bool {
 
 const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', 1)
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', 1, 'n', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1";
 
@@ -641,6 +642,8 @@ if grace > 0 then
   local data = ARGV[6]
   if ARGV[5] ~= '1' then data = redis.call('HGET', KEYS[1], 'd') end
   redis.call('HSET', KEYS[2], 'd', data, 'a', f[1], 'v', tonumber(f[3]) + 1)
+  local n = redis.call('HGET', KEYS[1], 'n')
+  if n then redis.call('HSET', KEYS[2], 'n', n) end
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('HSET', KEYS[1], 'r', 1)
   if grace < redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], grace) end
@@ -889,6 +892,7 @@ impl Store for RedisStore {
                 .arg(data)
                 .arg(ms(absolute_ns))
                 .arg(ms(end_ns - now).max(1))
+                .arg(absolute_ns)
                 .invoke::<i64>(c)
         })?;
         Ok(if created == 1 {
@@ -1060,21 +1064,24 @@ impl Store for RedisStore {
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.key(id)).collect();
         // Each reply on its own: a key of another type (WRONGTYPE) is no session
         // and does not fail the others.
-        type Reply = redis::RedisResult<(Option<Vec<u8>>, Option<u64>)>;
+        type Reply = redis::RedisResult<(Option<Vec<u8>>, Option<u64>, Option<u64>)>;
         let found: Vec<Reply> = self.run("HMGET", |c| {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
             for key in &keys {
-                pipe.cmd("HMGET").arg(key).arg("d").arg("a");
+                pipe.cmd("HMGET").arg(key).arg("d").arg("a").arg("n");
             }
             pipe.query(c)
         })?;
         found
             .into_iter()
             .map(|reply| match reply {
-                Ok((Some(data), Some(absolute_ms))) => {
-                    Ok(Peek::Live((data, absolute_ms.saturating_mul(1_000_000))))
-                }
+                // The end in ns when the session has it (`n`), so that sessions
+                // created within one millisecond still sort by age.
+                Ok((Some(data), Some(absolute_ms), absolute_ns)) => Ok(Peek::Live((
+                    data,
+                    absolute_ns.unwrap_or(absolute_ms.saturating_mul(1_000_000)),
+                ))),
                 Ok(_) => Ok(Peek::Missing),
                 Err(err) if err.code() == Some("WRONGTYPE") => Ok(Peek::Missing),
                 Err(err) => Err(self.error("HMGET", &err)),

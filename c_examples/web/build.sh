@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the web demo: libsession and sessionctl (cargo build --release), then
+# c_examples/web/server.c against it and libmicrohttpd, into target/web/server.
+# Installs gcc, pkg-config and libmicrohttpd-dev with apt-get when missing.
+# Works from any directory; prints the server's path last.
+#
+#   bash c_examples/web/build.sh
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+. "$repo/c_examples/web/deps.sh"
+web_need cc microhttpd
+
+out="$repo/target/web"
+CC=${CC:-cc}
+mkdir -p "$out"
+echo "==> cargo build --release --lib --bin sessionctl"
+(cd "$repo" && cargo build --release --lib --bin sessionctl --quiet)
+echo "==> $CC c_examples/web/server.c -> target/web/server"
+cd "$repo"
+# The README's link line for libsession (from the build tree), pkg-config for MHD.
+# shellcheck disable=SC2046
+"$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O2 -g \
+  -Iinclude $(pkg-config --cflags libmicrohttpd) \
+  c_examples/web/server.c -o "$out/server" \
+  -Ltarget/release -Wl,-rpath,"$PWD/target/release" -lsession \
+  $(pkg-config --libs libmicrohttpd) -lpthread
+echo "$out/server"
