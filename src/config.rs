@@ -542,7 +542,12 @@ mod tests {
         assert!(err(r#"[1]"#).contains("must be a JSON object"));
         assert!(err(r#"{"sessions": "#).contains("not valid JSON"));
         assert!(err(r#"{}"#).contains("no \"sessions\" object"));
-        // Values that may hold a secret are never quoted.
+        assert!(err(r#"{"sessions": {"driver": "tape"}}"#).contains("not a known driver"));
+    }
+
+    #[test]
+    #[cfg(feature = "redis")]
+    fn redis_values_that_may_hold_a_secret_are_never_quoted() {
         let secret = err(r#"{"sessions": {"driver": "redis", "host_id": "r"},
                 "databases": {"redis": [{"host_id": "r", "password": 31415926535}]}}"#);
         assert!(
@@ -555,6 +560,20 @@ mod tests {
             url.contains("sessions.url must be a string") && !url.contains("pw"),
             "{url}"
         );
-        assert!(err(r#"{"sessions": {"driver": "tape"}}"#).contains("not a known driver"));
+    }
+
+    /// A build without the Redis driver still knows its keys, and says why it
+    /// cannot use them (`cargo test --no-default-features --lib` runs it).
+    #[test]
+    #[cfg(not(feature = "redis"))]
+    fn a_build_without_redis_says_so() {
+        let message = err(r#"{"sessions": {"driver": "redis", "url": "redis://h"}}"#);
+        assert!(
+            message.contains("built without the Redis driver"),
+            "{message}"
+        );
+        let message = err(r#"{"sessions": {"driver": "memory", "url": "redis://h"}}"#);
+        assert!(message.contains("belongs to the redis driver"), "{message}");
+        one(r#"{"sessions": {"driver": "memory"}}"#);
     }
 }

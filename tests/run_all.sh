@@ -41,8 +41,9 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
-echo "==> cargo clippy --no-default-features --lib -- -D warnings (the build without Redis)"
+echo "==> the build without Redis: clippy and its unit tests (cargo --no-default-features)"
 cargo clippy --no-default-features --lib -- -D warnings
+cargo test --no-default-features --lib
 echo "==> cargo test"
 cargo test
 echo "==> cmake build and ctest"
