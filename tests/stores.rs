@@ -494,3 +494,32 @@ fn a_directory_renamed_away_is_unavailable_on_every_call_until_it_is_back() {
     std::fs::rename(&away, &path).unwrap();
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
 }
+
+#[test]
+fn symlinks_planted_in_the_owner_index_are_never_followed() {
+    use session::seal::OwnerTag;
+    use session::SessionId;
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let store = s.store();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let owners = dir.path().join("sessions").join("owners");
+    let tag = OwnerTag::plain("victim");
+    let id = SessionId::generate().unwrap();
+    // A symlink in place of owners/TAG, then in place of owners itself.
+    std::fs::create_dir(&owners).unwrap();
+    std::os::unix::fs::symlink(&outside, owners.join(tag.as_str())).unwrap();
+    assert!(store.index_add(&tag, &id, u64::MAX / 2).is_err());
+    assert!(store.index_list(&tag).is_err());
+    std::fs::remove_file(owners.join(tag.as_str())).unwrap();
+    std::fs::remove_dir(&owners).unwrap();
+    std::os::unix::fs::symlink(&outside, &owners).unwrap();
+    assert!(store.index_add(&tag, &id, u64::MAX / 2).is_err());
+    s.remove_expired().unwrap_err();
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through a symlink"
+    );
+}

@@ -1136,45 +1136,38 @@ impl Store for FileStore {
     }
 
     fn index_add(&self, owner: &OwnerTag, id: &SessionId, until_ns: u64) -> Result<()> {
-        let dir = self.checked_dir()?;
-        let entry = index_path(owner, Some(id));
+        let name = Name::of(id);
         for attempt in 0..3 {
-            match sys::open_at(dir, &entry, libc::O_WRONLY | libc::O_CREAT, 0o600) {
+            let Some(owner_dir) = self.index_dir(Some(owner), true)? else {
+                continue;
+            };
+            let created = sys::open_at(
+                owner_dir.as_raw_fd(),
+                name.c(),
+                libc::O_WRONLY | libc::O_CREAT,
+                0o600,
+            );
+            match created {
                 Ok(file) => {
                     let fd = file.as_raw_fd();
-                    let written = sys::stat_fd(fd).and_then(|st| {
-                        if st.mtime_ns < until_ns {
-                            sys::set_mtime(fd, until_ns)?;
-                        }
-                        Ok(())
-                    });
-                    written.map_err(|e| self.fail("cannot write the owner index", e))?;
-                    if self.fsync {
-                        file.sync_all()
-                            .map_err(|e| self.fail("cannot sync the owner index", e))?;
-                        self.sync_index_dir(&index_path(owner, None))?;
-                    }
-                    return Ok(());
+                    let written = sys::stat_fd(fd)
+                        .and_then(|st| {
+                            if st.mtime_ns < until_ns {
+                                sys::set_mtime(fd, until_ns)?;
+                            }
+                            Ok(())
+                        })
+                        .and_then(|()| {
+                            if self.fsync {
+                                file.sync_all()?;
+                                sys::fsync(owner_dir.as_raw_fd())?;
+                            }
+                            Ok(())
+                        });
+                    return written.map_err(|e| self.fail("cannot write the owner index", e));
                 }
-                // The owner's directory is missing (first session of this owner, or
-                // removed empty by remove_expired just now): make it and retry.
-                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 2 => {
-                    for (path, parent) in [
-                        (index_path_root(), None),
-                        (index_path(owner, None), Some(index_path_root())),
-                    ] {
-                        match sys::mkdir_at(dir, &path, 0o700) {
-                            // A new directory is durable once its parent is synced.
-                            Ok(()) if self.fsync => match &parent {
-                                Some(parent) => self.sync_index_dir(parent)?,
-                                None => self.sync_dir()?,
-                            },
-                            Ok(()) => {}
-                            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                            Err(err) => return Err(self.fail("cannot create the owner index", err)),
-                        }
-                    }
-                }
+                // Its directory was removed empty by remove_expired just now: again.
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 2 => {}
                 Err(err) => return Err(self.fail("cannot write the owner index", err)),
             }
         }
@@ -1185,10 +1178,12 @@ impl Store for FileStore {
     }
 
     fn index_list(&self, owner: &OwnerTag) -> Result<Vec<(SessionId, u64)>> {
-        let dir = self.checked_dir()?;
+        let Some(owner_dir) = self.index_dir(Some(owner), false)? else {
+            return Ok(Vec::new());
+        };
         let now = now_ns();
         let mut ids = Vec::new();
-        let listed = self.index_entries(dir, &index_path(owner, None), |owner_dir, name, st| {
+        let listed = index_entries(owner_dir.as_raw_fd(), |owner_dir, name, st| {
             let Ok(id) = SessionId::parse(name.to_bytes()) else {
                 return;
             };
@@ -1203,9 +1198,11 @@ impl Store for FileStore {
     }
 
     fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()> {
-        let dir = self.checked_dir()?;
+        let Some(owner_dir) = self.index_dir(Some(owner), false)? else {
+            return Ok(());
+        };
         for id in ids {
-            match sys::unlink_at(dir, &index_path(owner, Some(id))) {
+            match sys::unlink_at(owner_dir.as_raw_fd(), Name::of(id).c()) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => {
                     return Err(self.fail("cannot update the owner index", err))
                 }
@@ -1216,63 +1213,83 @@ impl Store for FileStore {
     }
 }
 
-/// `owners`: the owner index's directory, relative to the session directory.
-fn index_path_root() -> CString {
-    CString::new("owners").expect("no NUL")
-}
-
-/// `owners/TAG` (with `id`: `owners/TAG/ID`), relative to the session directory.
-fn index_path(owner: &OwnerTag, id: Option<&SessionId>) -> CString {
-    let path = match id {
-        Some(id) => format!("owners/{}/{}", owner.as_str(), id.as_str()),
-        None => format!("owners/{}", owner.as_str()),
-    };
-    CString::new(path).expect("hex digits only")
+/// Calls `each` with the directory, name and `fstatat` of every regular file in
+/// the open directory `dir`.
+fn index_entries(dir: RawFd, mut each: impl FnMut(RawFd, &CStr, sys::Stat)) -> io::Result<()> {
+    sys::DirStream::open(dir)?.for_each(|name| {
+        if let Ok(st) = sys::stat_at(dir, name) {
+            if st.regular {
+                each(dir, name, st);
+            }
+        }
+    })
 }
 
 impl FileStore {
-    /// Calls `each` with the directory, name and `fstatat` of every regular file in
-    /// the index directory `path`; a missing directory has none.
-    fn index_entries(
-        &self,
-        dir: RawFd,
-        path: &CStr,
-        mut each: impl FnMut(RawFd, &CStr, sys::Stat),
-    ) -> io::Result<()> {
-        let owner_dir = match sys::open_at(dir, path, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
-            Ok(owner_dir) => owner_dir,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err),
+    /// The owner index's directory `owners` (with `owner`: `owners/TAG`), opened one
+    /// name at a time with `O_NOFOLLOW`, so a symlink planted at either is refused,
+    /// never followed. With `create`, a missing directory is made 0700 (its parent
+    /// synced with `fsync`); without, a missing one is `None`.
+    fn index_dir(&self, owner: Option<&OwnerTag>, create: bool) -> Result<Option<File>> {
+        let dir = self.checked_dir()?;
+        let Some(root) = self.index_subdir(dir, c"owners", create)? else {
+            return Ok(None);
         };
-        let fd = owner_dir.as_raw_fd();
-        sys::DirStream::open(fd)?.for_each(|name| {
-            if let Ok(st) = sys::stat_at(fd, name) {
-                if st.regular {
-                    each(fd, name, st);
-                }
+        match owner {
+            None => Ok(Some(root)),
+            Some(owner) => {
+                let tag = CString::new(owner.as_str()).expect("hex digits only");
+                self.index_subdir(root.as_raw_fd(), &tag, create)
             }
-        })
+        }
     }
 
-    /// `fsync` of a directory of the owner index (`path` relative to the session
-    /// directory).
-    fn sync_index_dir(&self, path: &CStr) -> Result<()> {
-        let synced = sys::open_at(self.dir(), path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-            .and_then(|d| sys::fsync(d.as_raw_fd()));
-        synced.map_err(|e| self.fail("cannot sync the owner index", e))
+    fn index_subdir(&self, parent: RawFd, name: &CStr, create: bool) -> Result<Option<File>> {
+        for _ in 0..3 {
+            match sys::open_at(parent, name, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+                Ok(dir) => return Ok(Some(dir)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound && create => {
+                    match sys::mkdir_at(parent, name, 0o700) {
+                        // A new directory is durable once its parent is synced.
+                        Ok(()) if self.fsync => sys::fsync(parent)
+                            .map_err(|e| self.fail("cannot sync the owner index", e))?,
+                        Ok(()) => {}
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(err) => return Err(self.fail("cannot create the owner index", err)),
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(self.fail("cannot open the owner index", err)),
+            }
+        }
+        Ok(None)
     }
 
     /// `remove_expired`'s pass over the owner index: entries past their bound,
     /// then owner directories left empty.
     fn prune_index(&self, now: u64) -> Result<()> {
-        let dir = self.dir();
-        let mut owners = Vec::new();
-        let listed = self.index_dir_names(dir, &mut owners);
+        let Some(root) = self.index_dir(None, false)? else {
+            return Ok(());
+        };
+        let root = root.as_raw_fd();
+        let mut owners: Vec<CString> = Vec::new();
+        let listed = sys::DirStream::open(root).and_then(|mut names| {
+            names.for_each(|name| {
+                let bytes = name.to_bytes();
+                if bytes.len() == 32 && bytes.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    owners.push(name.to_owned());
+                }
+            })
+        });
         listed.map_err(|e| self.fail("cannot read the owner index", e))?;
         for owner in owners {
-            let path = CString::new(format!("owners/{owner}")).expect("no NUL");
+            let Ok(owner_dir) = sys::open_at(root, &owner, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            else {
+                continue;
+            };
             let mut kept = 0usize;
-            let pruned = self.index_entries(dir, &path, |owner_dir, name, st| {
+            let pruned = index_entries(owner_dir.as_raw_fd(), |owner_dir, name, st| {
                 if st.mtime_ns <= now {
                     let _ = sys::unlink_at(owner_dir, name);
                 } else {
@@ -1282,29 +1299,9 @@ impl FileStore {
             pruned.map_err(|e| self.fail("cannot prune the owner index", e))?;
             if kept == 0 {
                 // Fails (harmlessly) if an entry was added meanwhile.
-                let _ = sys::rmdir_at(dir, &path);
+                let _ = sys::rmdir_at(root, &owner);
             }
         }
         Ok(())
-    }
-
-    /// The owner directories (32 hex digits) of the index.
-    fn index_dir_names(&self, dir: RawFd, names: &mut Vec<String>) -> io::Result<()> {
-        let root = match sys::open_at(
-            dir,
-            &index_path_root(),
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-        ) {
-            Ok(root) => root,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        sys::DirStream::open(root.as_raw_fd())?.for_each(|name| {
-            let name = name.to_bytes();
-            if name.len() == 32 && name.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-                names.push(String::from_utf8_lossy(name).into_owned());
-            }
-        })
     }
 }
