@@ -194,10 +194,7 @@ unsafe fn op_touch(s: &Sessions, id: *const c_char) -> Result<c_int> {
 }
 
 unsafe fn op_ttl(s: &Sessions, id: *const c_char) -> Result<c_long> {
-    let left = s.ttl(c_id(id)?)?;
-    // Whole seconds, rounded up: a live session never reports 0.
-    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    Ok(c_long_of(secs.max(1)))
+    s.ttl_secs(c_id(id)?).map(c_long_of)
 }
 
 unsafe fn op_exists(s: &Sessions, id: *const c_char) -> Result<c_int> {

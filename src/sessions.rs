@@ -318,6 +318,13 @@ impl Sessions {
         self.store.ttl(&id)?.ok_or_else(Error::not_found)
     }
 
+    /// [`Sessions::ttl`] in whole seconds, rounded up: a live session never
+    /// reports 0.
+    pub fn ttl_secs(&self, id: &[u8]) -> Result<u64> {
+        let left = self.ttl(id)?;
+        Ok((left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1))
+    }
+
     /// Whether a live session has this id: an error (`NotFound`) when not.
     pub fn exists(&self, id: &[u8]) -> Result<()> {
         let id = SessionId::parse(id)?;

@@ -68,7 +68,7 @@ fn check_store(config: &Path, s: &Sessions) {
         "{\"user_id\":42,\"n\":1}"
     );
     let ttl: u64 = ctl(config, &["ttl", a.as_str()]).1.trim().parse().unwrap();
-    assert!((3590..=3600).contains(&ttl), "{ttl}");
+    assert_eq!(ttl, 3600, "whole seconds rounded up, as session_ttl");
 
     let missing = "0".repeat(64);
     let (code, out, err) = ctl(config, &["get", &missing]);
@@ -164,4 +164,31 @@ fn usage_and_configuration_errors_exit_2_without_showing_secrets() {
         .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("destroy-owner X"));
+}
+
+#[test]
+fn a_file_store_that_does_not_exist_yet_is_not_created() {
+    let dir = TempDir::new("sessionctl");
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"sessions": {{"driver": "storage", "storage_name": "s"}},
+                "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = ctl(&config, &["count"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no session directory"), "{err}");
+    assert!(
+        !dir.path().join("sessions").exists(),
+        "sessionctl created the store"
+    );
+    // `--` ends the options: an owner may start with "--".
+    std::fs::create_dir(dir.path().join("sessions")).unwrap();
+    let (code, out, err) = ctl(&config, &["--", "destroy-owner", "--x"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("owner_key"), "{err}");
 }

@@ -82,8 +82,11 @@ const CorruptError = errorClass('CorruptError', ErrorCode.CORRUPT);
 const SONAME = 'libsession.so.0';
 
 function loadLibrary() {
-  const path = process.env.LIBSESSION_LIBRARY;
+  let path = process.env.LIBSESSION_LIBRARY;
   if (path !== undefined && path !== '') {
+    // A name without a slash is a file here, as for Python, not a name for the
+    // dynamic loader's search (which could find an installed copy instead).
+    if (!path.includes('/')) path = require('path').resolve(path);
     try {
       return { lib: koffi.load(path), path };
     } catch (err) {

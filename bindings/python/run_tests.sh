@@ -15,7 +15,8 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 python=${PYTHON:-python3}
 venv=${LIBSESSION_PY_VENV:-$root/target/python-venv}
-lib=$root/target/release/libsession.so
+# Where cargo puts the library (CARGO_TARGET_DIR or a cargo config may move it).
+lib=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)/release/libsession.so
 
 echo "==> cargo build --release --lib"
 cargo build --release --lib

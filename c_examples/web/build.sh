@@ -17,11 +17,14 @@ echo "==> cargo build --release --lib --bin sessionctl"
 (cd "$repo" && cargo build --release --lib --bin sessionctl --quiet)
 echo "==> $CC c_examples/web/server.c -> target/web/server"
 cd "$repo"
+# Where cargo put the library (CARGO_TARGET_DIR or a cargo config may move it).
+lib=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)/release
+[ -e "$lib/libsession.so.0" ] || ln -sf libsession.so "$lib/libsession.so.0"
 # The README's link line for libsession (from the build tree), pkg-config for MHD.
 # shellcheck disable=SC2046
 "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O2 -g \
   -Iinclude $(pkg-config --cflags libmicrohttpd) \
   c_examples/web/server.c -o "$out/server" \
-  -Ltarget/release -Wl,-rpath,"$PWD/target/release" -lsession \
+  -L"$lib" -Wl,-rpath,"$lib" -lsession \
   $(pkg-config --libs libmicrohttpd) -lpthread
 echo "$out/server"

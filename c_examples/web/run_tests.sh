@@ -29,7 +29,7 @@ started=$(date +%s)
 web_need cc microhttpd curl redis chromium valgrind || exit 1
 bash "$WEB_DIR/build.sh" || { echo "FATAL: build failed" >&2; exit 1; }
 export WEB_SERVER="$repo/target/web/server"
-SESSIONCTL="$repo/target/release/sessionctl"
+SESSIONCTL="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)/release/sessionctl"
 CHROMIUM=/usr/bin/chromium
 
 WEB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/web-demo.XXXXXX")
@@ -279,10 +279,10 @@ concurrent() {
   local d=$1 sid codes
   login "$WEB_WORK/$d.conc"
   sid=$SID
-  codes=$(seq 200 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+  codes=$(seq 200 | xargs -P 16 -I{} curl -s --max-time 15 -o /dev/null -w '%{http_code}\n' \
     -H "Cookie: session_id=$sid" "$BASE/profile" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
   expect "[$d] 200 profile requests, 16 at a time: all 200" "200 200 " "${codes# }"
-  codes=$(seq 40 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' --data '' \
+  codes=$(seq 40 | xargs -P 8 -I{} curl -s --max-time 15 -o /dev/null -w '%{http_code}\n' --data '' \
     "$BASE/login" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
   expect "[$d] 40 logins, 8 at a time: all 200" "40 200 " "${codes# }"
 }

@@ -53,6 +53,11 @@
 
 #include "session.h"
 
+/* Named so from libmicrohttpd 0.9.74 on; Debian 11 has 0.9.72. */
+#ifndef MHD_HTTP_CONTENT_TOO_LARGE
+#define MHD_HTTP_CONTENT_TOO_LARGE 413
+#endif
+
 /* What a login stores: exactly this, as the C Web Framework's example does. */
 #define LOGIN_DATA "{\"user_id\":42,\"role\":\"admin\"}"
 /* The member of the session data that names the user (the config's owner_key). */

@@ -55,6 +55,17 @@ start_server() {
 # stop_server: SIGTERM, then its exit status in SERVER_STATUS.
 stop_server() {
   kill -TERM "$SERVER_PID" 2>/dev/null
+  # Bounded: a server that does not stop within 30 s is killed and fails the run.
+  local i
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+    web_die "server did not stop within 30 s of SIGTERM"
+  fi
   wait "$SERVER_PID"
   SERVER_STATUS=$?
 }
@@ -66,14 +77,19 @@ start_redis() {
   local dir=$1 want=${2:-} port try i
   mkdir -p "$dir"
   for ((try = 0; try < 20; try++)); do
-    port=${want:-$((20000 + RANDOM % 40000))}
+    # Below the ephemeral range (32768 and up), where other tests' servers and
+    # clients take their ports.
+    port=${want:-$((20000 + RANDOM % 12000))}
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' \
       --appendonly yes --appendfsync always --daemonize no --loglevel warning \
       --logfile "$dir/redis.log" &
     REDIS_PID=$!
     WEB_PIDS+=("$REDIS_PID")
     for ((i = 0; i < 100; i++)); do
-      if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then
+      # PONG from *our* server: another Redis already on that port would answer
+      # too while ours fails to bind.
+      if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && kill -0 "$REDIS_PID" 2>/dev/null \
+        && redis-cli -p "$port" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$REDIS_PID"; then
         REDIS_PORT=$port
         return 0
       fi

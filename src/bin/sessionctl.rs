@@ -30,6 +30,7 @@ commands:
 
 options:
   --config FILE      the config.json of the application (required)
+  --                 ends the options (for an owner or id starting with --)
   --store NAME       a named store of that configuration (default: its default store)
   --json             print JSON instead of plain text
 
@@ -75,7 +76,12 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
     let (mut config, mut store, mut json, mut owner) = (None, None, false, None);
     let mut words = Vec::new();
+    let mut options_done = false;
     while let Some(arg) = args.next() {
+        if options_done {
+            words.push(arg);
+            continue;
+        }
         let mut value = |name: &str| {
             args.next()
                 .ok_or_else(|| usage(format!("{name} needs a value")))
@@ -85,6 +91,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
             "--store" => store = Some(value("--store")?),
             "--owner" => owner = Some(value("--owner")?),
             "--json" => json = true,
+            // Everything after `--` is a command or an argument (an owner or an id
+            // that starts with "--").
+            "--" => options_done = true,
             "-h" | "--help" => {
                 return Err(Failure {
                     code: 0,
@@ -151,10 +160,27 @@ fn driver_name(driver: &DriverConfig) -> &'static str {
 fn run(args: &Args) -> Result<Output, Failure> {
     let config = Config::from_file(std::path::Path::new(&args.config))?;
     let store_config = config.store(args.store.as_deref())?;
-    if matches!(store_config.driver, DriverConfig::Memory(_)) {
-        eprintln!(
+    match &store_config.driver {
+        DriverConfig::Memory(_) => eprintln!(
             "sessionctl: note: the memory driver keeps sessions inside each server process; this store is empty"
-        );
+        ),
+        // Opening a file store creates its directory: an operator's look must not
+        // (run as root before the application, it would leave one the application
+        // cannot use).
+        DriverConfig::File(file) => {
+            let dir = file.root.join("sessions");
+            if !dir.is_dir() {
+                return Err(Failure {
+                    code: 3,
+                    message: format!(
+                        "no session directory at {} (has the application run yet?)",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+        #[cfg(feature = "redis")]
+        DriverConfig::Redis(_) => {}
     }
     let sessions = Sessions::open_store(store_config)?;
     let operand = args.operands.first().map(String::as_str).unwrap_or("");
@@ -218,7 +244,7 @@ fn run(args: &Args) -> Result<Output, Failure> {
             Output { plain, json }
         }
         "ttl" => {
-            let secs = sessions.ttl(operand.as_bytes())?.as_secs();
+            let secs = sessions.ttl_secs(operand.as_bytes())?;
             text(secs, json!({ "id": operand, "ttl": secs }))
         }
         "destroy" => {

@@ -83,7 +83,18 @@ it('neither: an error naming the soname and LIBSESSION_LIBRARY', () => {
 });
 
 it('a library without the functions of this binding is refused by name', () => {
-  const run = probe({ LIBSESSION_LIBRARY: 'libc.so.6' });
+  // A path (a bare name would mean a file in the working directory).
+  const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libc.so.6',
+    '/lib/aarch64-linux-gnu/libc.so.6', '/lib64/libc.so.6', '/usr/lib64/libc.so.6']
+    .find((p) => require('fs').existsSync(p));
+  assert.ok(libc, 'no libc.so.6 found');
+  const run = probe({ LIBSESSION_LIBRARY: libc });
   assert.notEqual(run.status, 0);
   assert.match(run.err, /libc\.so\.6 has no usable session_create/);
+});
+
+it('a bare LIBSESSION_LIBRARY name is a file in the working directory', () => {
+  const run = probe({ LIBSESSION_LIBRARY: 'libc.so.6' });
+  assert.notEqual(run.status, 0);
+  assert.match(run.err, /cannot load LIBSESSION_LIBRARY=\/.*\/libc\.so\.6/);
 });
