@@ -1,0 +1,376 @@
+//! Network faults between the library and a real `redis-server` (issue 9, item 4):
+//! a small TCP proxy inside the test forwards every connection and, on command,
+//! adds latency, closes connections in the middle of a reply, or stops answering
+//! while keeping the connections open (a half-open peer). The server itself is
+//! restarted during a burst from 8 threads.
+//!
+//! Each check asserts that every call returns within its configured timeout with
+//! a storage error (`SESSION_ERROR_STORAGE_UNAVAILABLE` or
+//! `SESSION_ERROR_TIMEOUT`), that no call ever gets another call's reply (each
+//! thread reads only its own sessions, whose data names them), and that the
+//! library serves again once the fault ends, without re-init.
+
+mod support;
+
+use session::config::Config;
+use session::{SessionError, Sessions};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::redis_server::RedisServer;
+
+/// What the proxy does to the bytes it forwards.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Fault {
+    /// Forwards everything at once.
+    None = 0,
+    /// Holds every chunk for `delay_ms` before forwarding it.
+    Latency = 1,
+    /// Forwards the first half of the next reply chunk, then closes both sides.
+    CloseMidReply = 2,
+    /// Forwards nothing in either direction and keeps the sockets open.
+    HalfOpen = 3,
+}
+
+struct Proxy {
+    port: u16,
+    fault: Arc<AtomicU8>,
+    delay_ms: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    /// Every socket the proxy holds, shut down when it stops.
+    sockets: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let proxy = Proxy {
+            port,
+            fault: Arc::new(AtomicU8::new(Fault::None as u8)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+            sockets: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (fault, delay, stop, sockets) = (
+            proxy.fault.clone(),
+            proxy.delay_ms.clone(),
+            proxy.stop.clone(),
+            proxy.sockets.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                for s in [&client, &server] {
+                    sockets.lock().unwrap().push(s.try_clone().unwrap());
+                }
+                // client -> server carries requests, server -> client replies.
+                for (from, to, replies) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        false,
+                    ),
+                    (server, client, true),
+                ] {
+                    let (fault, delay, stop) = (fault.clone(), delay.clone(), stop.clone());
+                    std::thread::spawn(move || pump(from, to, replies, &fault, &delay, &stop));
+                }
+            }
+        });
+        proxy
+    }
+
+    fn set(&self, fault: Fault) {
+        self.fault.store(fault as u8, Ordering::SeqCst);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for s in self.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    replies: bool,
+    fault: &AtomicU8,
+    delay_ms: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // A half-open peer: hold the bytes forever (until the test ends).
+        while fault.load(Ordering::SeqCst) == Fault::HalfOpen as u8 {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match fault.load(Ordering::SeqCst) {
+            f if f == Fault::Latency as u8 => {
+                std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst)));
+            }
+            f if f == Fault::CloseMidReply as u8 && replies => {
+                let _ = to.write_all(&buf[..n.div_ceil(2)]);
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+                break;
+            }
+            _ => {}
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+const TIMEOUT_MS: u64 = 300;
+
+fn open(url: &str) -> Sessions {
+    let json = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{url}", "pool_size": 8,
+             "connect_timeout_ms": {TIMEOUT_MS}, "command_timeout_ms": {TIMEOUT_MS}}}}}"#
+    );
+    Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap()
+}
+
+/// A call's result: Ok, or a storage error within its bound. Panics on anything
+/// else (a wrong code, a hang, another call's reply).
+#[track_caller]
+fn storage_error_in_time<T>(started: Instant, result: session::Result<T>) -> Option<T> {
+    // A call may wait for a pooled connection, connect, and retry once on a fresh
+    // one: each wait is bounded by a timeout.
+    let bound = Duration::from_millis(4 * TIMEOUT_MS + 500);
+    assert!(
+        started.elapsed() < bound,
+        "a call took {:?}",
+        started.elapsed()
+    );
+    match result {
+        Ok(value) => Some(value),
+        Err(e) => {
+            assert!(
+                matches!(
+                    e.code,
+                    SessionError::StorageUnavailable | SessionError::Timeout
+                ),
+                "{:?}: {}",
+                e.code,
+                e.message
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn added_latency_is_served_within_the_timeout_and_times_out_beyond_it() {
+    let redis = RedisServer::start(&[]);
+    let proxy = Proxy::start(redis.port);
+    let s = open(&proxy.url());
+    let id = s.create(b"{\"n\":1}").unwrap();
+    proxy.delay_ms.store(50, Ordering::SeqCst);
+    proxy.set(Fault::Latency);
+    let started = Instant::now();
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"{\"n\":1}");
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    // Latency past command_timeout_ms: a timeout, in time.
+    proxy.delay_ms.store(2 * TIMEOUT_MS, Ordering::SeqCst);
+    let started = Instant::now();
+    let err = s.get(id.as_bytes()).unwrap_err();
+    assert_eq!(err.code, SessionError::Timeout, "{}", err.message);
+    assert!(started.elapsed() < Duration::from_millis(3 * TIMEOUT_MS));
+    proxy.set(Fault::None);
+    std::thread::sleep(Duration::from_millis(3 * TIMEOUT_MS));
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"{\"n\":1}");
+}
+
+#[test]
+fn a_connection_closed_mid_reply_is_an_error_never_a_truncated_value() {
+    let redis = RedisServer::start(&[]);
+    let proxy = Proxy::start(redis.port);
+    let s = open(&proxy.url());
+    // A reply of several chunks.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(200_000));
+    let id = s.create(big.as_bytes()).unwrap();
+    for _ in 0..5 {
+        proxy.set(Fault::CloseMidReply);
+        let started = Instant::now();
+        let got = storage_error_in_time(started, s.get(id.as_bytes()));
+        if let Some(data) = got {
+            assert_eq!(data, big.as_bytes(), "a truncated value was returned");
+        }
+        proxy.set(Fault::None);
+        assert_eq!(s.get(id.as_bytes()).unwrap(), big.as_bytes());
+    }
+}
+
+#[test]
+fn a_half_open_connection_times_out_and_the_store_recovers() {
+    let redis = RedisServer::start(&[]);
+    let proxy = Proxy::start(redis.port);
+    let s = open(&proxy.url());
+    let id = s.create(b"{\"n\":2}").unwrap();
+    proxy.set(Fault::HalfOpen);
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert!(storage_error_in_time(started, s.get(id.as_bytes())).is_none());
+        let started = Instant::now();
+        assert!(storage_error_in_time(started, s.update(id.as_bytes(), b"{\"n\":3}")).is_none());
+    }
+    proxy.set(Fault::None);
+    // The connections that timed out were dropped: fresh ones serve at once.
+    let value = s.get(id.as_bytes()).unwrap();
+    assert!(value == b"{\"n\":2}" || value == b"{\"n\":3}", "{value:?}");
+}
+
+/// 8 threads read and write their own sessions while the proxy cycles through
+/// every fault: no thread ever sees data that is not its own.
+#[test]
+fn no_reply_ever_reaches_the_wrong_call_under_cycling_faults() {
+    let redis = RedisServer::start(&[]);
+    let proxy = Proxy::start(redis.port);
+    let s = open(&proxy.url());
+    proxy.delay_ms.store(TIMEOUT_MS / 3, Ordering::SeqCst);
+    let done = AtomicBool::new(false);
+    let served = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..8u32 {
+            let (s, done, served) = (&s, &done, &served);
+            scope.spawn(move || {
+                let mine = |n: u64| format!("{{\"thread\":{t},\"n\":{n}}}");
+                let id = loop {
+                    if let Ok(id) = s.create(mine(0).as_bytes()) {
+                        break id;
+                    }
+                };
+                let mut last_written = 0;
+                let mut n = 0;
+                while !done.load(Ordering::Relaxed) {
+                    n += 1;
+                    let started = Instant::now();
+                    if let Some(()) =
+                        storage_error_in_time(started, s.update(id.as_bytes(), mine(n).as_bytes()))
+                    {
+                        last_written = n;
+                    }
+                    let started = Instant::now();
+                    if let Some(data) = storage_error_in_time(started, s.get(id.as_bytes())) {
+                        let text = String::from_utf8(data).unwrap();
+                        assert!(
+                            text.starts_with(&format!("{{\"thread\":{t},")),
+                            "thread {t} got another call's reply: {text}"
+                        );
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let _ = last_written;
+            });
+        }
+        let faults = [
+            Fault::Latency,
+            Fault::CloseMidReply,
+            Fault::None,
+            Fault::HalfOpen,
+            Fault::None,
+        ];
+        let started = Instant::now();
+        for fault in faults.iter().cycle() {
+            if started.elapsed() > Duration::from_secs(6) {
+                break;
+            }
+            proxy.set(*fault);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        proxy.set(Fault::None);
+        std::thread::sleep(Duration::from_millis(3 * TIMEOUT_MS));
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(served.load(Ordering::Relaxed) > 0);
+    // Once the faults end, every call succeeds.
+    for _ in 0..50 {
+        let id = s.create(b"{}").unwrap();
+        s.get(id.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn a_server_restart_during_a_burst_from_8_threads() {
+    let mut redis = RedisServer::start(&[]);
+    let s = open(&redis.url());
+    let running = AtomicBool::new(true);
+    let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        for t in 0..8u32 {
+            let (s, running, ok, failed) = (&s, &running, &ok, &failed);
+            scope.spawn(move || {
+                let data = format!("{{\"thread\":{t}}}");
+                while running.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let created = storage_error_in_time(started, s.create(data.as_bytes()));
+                    let Some(id) = created else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let started = Instant::now();
+                    match storage_error_in_time(started, s.get(id.as_bytes())) {
+                        Some(got) => {
+                            assert_eq!(got, data.as_bytes(), "thread {t}: another call's reply");
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        redis.kill();
+        std::thread::sleep(Duration::from_millis(700));
+        redis.restart();
+        std::thread::sleep(Duration::from_millis(1000));
+        running.store(false, Ordering::Relaxed);
+    });
+    assert!(ok.load(Ordering::Relaxed) > 0);
+    assert!(
+        failed.load(Ordering::Relaxed) > 0,
+        "the restart was not seen"
+    );
+    // Served again, without re-init.
+    for _ in 0..20 {
+        let id = s.create(b"{\"after\":1}").unwrap();
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"{\"after\":1}");
+    }
+}
