@@ -859,8 +859,7 @@ fn a_symlink_under_a_valid_id_is_not_found_or_corrupt_never_unavailable() {
 /// file gives NOT_FOUND/CORRUPT. A web server answers 503 to a forged id whose
 /// name an attacker with access to the directory planted, instead of 401.
 #[test]
-#[ignore = "library bug: a directory or FIFO under an id's name is 503, not 401"]
-fn bug_a_directory_or_fifo_under_a_valid_id_is_unavailable_not_401() {
+fn a_directory_or_fifo_under_a_valid_id_is_401_not_503() {
     let dir = TempDir::new("faults-special");
     let s = file_sessions(dir.path(), 3600);
     let sessions = dir.join("sessions");
@@ -1089,14 +1088,11 @@ fn links_under_a_valid_id_are_never_followed_or_written_through() {
 }
 
 /// A hard link planted under a session's own id that points at a file outside the
-/// directory holding a valid copy of that session: the driver cannot tell it from
-/// the real file (same tag, O_NOFOLLOW does not apply to hard links, st_nlink is
-/// not checked) and writes every update through it, so whoever planted it reads
-/// each later version. Low severity: planting needs write access to the 0700
-/// directory.
+/// directory holding a valid copy of that session (same tag; `O_NOFOLLOW` does not
+/// apply to hard links): writers see the second name (`st_nlink` > 1) and refuse to
+/// write through it, so whoever planted it never reads a later version.
 #[test]
-#[ignore = "finding: a hard link of a valid file under its own id is written through"]
-fn bug_a_hard_link_of_its_own_valid_file_is_written_through() {
+fn a_hard_link_of_its_own_valid_file_is_never_written_through() {
     let dir = TempDir::new("faults-ownlink");
     let s = file_sessions(dir.path(), 3600);
     let sessions = dir.join("sessions");
@@ -1105,6 +1101,7 @@ fn bug_a_hard_link_of_its_own_valid_file_is_written_through() {
     std::fs::rename(sessions.join(id.as_str()), &outside).unwrap();
     std::fs::hard_link(&outside, sessions.join(id.as_str())).unwrap();
     let before = snapshot(&outside);
-    let _ = s.update(id.as_bytes(), b"{\"secret\":2}");
+    let err = s.update(id.as_bytes(), b"{\"secret\":2}").unwrap_err();
+    assert_eq!(err.code, session::SessionError::Corrupt, "{}", err.message);
     assert_eq!(snapshot(&outside), before, "written through a hard link");
 }

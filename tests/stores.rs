@@ -159,15 +159,16 @@ fn a_hard_link_under_another_id_is_neither_read_nor_written() {
         s.get(planted.as_bytes()).unwrap_err().code,
         SessionError::Corrupt
     );
+    // Writes: the file has two names, so no write goes through either of them.
     assert_eq!(
         s.update(planted.as_bytes(), b"overwritten")
             .unwrap_err()
             .code,
-        SessionError::NotFound
+        SessionError::Corrupt
     );
     assert_eq!(
         s.regenerate(planted.as_bytes()).unwrap_err().code,
-        SessionError::NotFound
+        SessionError::Corrupt
     );
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"victim");
 }

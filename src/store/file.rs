@@ -264,6 +264,20 @@ impl FileStore {
 
     /// An error of an operation in the session directory, naming it.
     fn fail(&self, what: &str, err: io::Error) -> Error {
+        // A directory, FIFO or socket under a session's name is something planted
+        // there, not an outage: reported like a damaged file (401, not 503).
+        if matches!(
+            err.raw_os_error(),
+            Some(libc::EISDIR | libc::ESPIPE | libc::ENXIO)
+        ) {
+            return Error::new(
+                SessionError::Corrupt,
+                format!(
+                    "session directory {}: {what}: a session's name holds something that is not a session file ({err})",
+                    self.path.display()
+                ),
+            );
+        }
         Error::io(
             &format!("session directory {}: {what}", self.path.display()),
             err,
@@ -496,6 +510,19 @@ impl FileStore {
             return Ok(Outcome::Missing);
         };
         let _stripe = self.lock_writer(id, &file)?;
+        // A session file has one name. A second one is a hard link planted to read
+        // whatever is written next: never write through it.
+        let st = sys::stat_fd(file.as_raw_fd()).map_err(|e| self.fail("cannot stat", e))?;
+        if st.nlink > 1 {
+            return Err(Error::new(
+                SessionError::Corrupt,
+                format!(
+                    "session directory {}: a session file has {} names (a planted hard link): not written",
+                    self.path.display(),
+                    st.nlink
+                ),
+            ));
+        }
         // Under the exclusive lock a valid descriptor's data is complete: writers
         // write the data before the descriptor that names it.
         let header = self.read_header(&file)?;
@@ -995,6 +1022,8 @@ impl Store for FileStore {
                     }
                     dir = self.dir();
                 }
+                // A directory planted under the name: no session there to remove.
+                Err(err) if err.raw_os_error() == Some(libc::EISDIR) => return Ok(()),
                 Err(err) => return Err(self.fail("cannot delete a session file", err)),
             }
         }
