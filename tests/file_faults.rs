@@ -385,12 +385,11 @@ fn every_session_survives_writers_killed_at_random_instants() {
     // Then every file in the directory: each label is live under exactly one id.
     let mut seen: HashMap<String, String> = HashMap::new();
     // A writer killed between its data `pwrite` and the `futimens` that sets the
-    // mtime to the session's end leaves an mtime of "now", which `ids` and `count`
-    // judge as ended although `get` finds the session: a library bug, reproduced by
-    // the ignored `bug_count_and_ids_miss_a_session_whose_update_was_killed` below.
-    // `remove_expired` checks such files under the lock and repairs their mtime; it
-    // must delete no live session doing so (abandoned creates are younger than
-    // ABANDONED_AFTER, so they stay too).
+    // mtime to the session's end leaves an mtime of "now": `ids` and `count` judge
+    // such a file by its descriptor (`count_and_ids_see_a_session_whose_update_was_
+    // killed` below). `remove_expired` checks such files under the lock and repairs
+    // their mtime; it must delete no live session doing so (abandoned creates are
+    // younger than ABANDONED_AFTER, so they stay too).
     let hidden = s.count().unwrap();
     assert_eq!(
         s.remove_expired().unwrap(),
@@ -464,15 +463,15 @@ fn every_session_survives_writers_killed_at_random_instants() {
     assert!(seen.len() >= 4, "too few sessions to mean anything");
 }
 
-/// The library bug the SIGKILL test works around: a writer killed after its data
+/// Once a library bug, seen by the SIGKILL test: a writer killed after its data
 /// `pwrite` (which sets the mtime to now) and before the `futimens` that sets it to
-/// the session's end leaves a live session that `get` finds but `count` and `ids`
-/// leave out (they judge by `mtime > now` alone) until a `remove_expired` repairs
-/// the mtime under the lock. The same happens after an update that failed with
-/// EFBIG/ENOSPC part-way through its data write (see the full-disk test).
+/// the session's end left a live session that `get` found but `count` and `ids`
+/// left out (they judged by `mtime > now` alone) until a `remove_expired` repaired
+/// the mtime. The same came from an update that failed with EFBIG/ENOSPC part-way
+/// through its data write. They now judge such a file (an mtime the driver did not
+/// set) by its descriptor.
 #[test]
-#[ignore = "library bug: count/ids miss a live session whose update was killed mid-write"]
-fn bug_count_and_ids_miss_a_session_whose_update_was_killed() {
+fn count_and_ids_see_a_session_whose_update_was_killed() {
     use std::os::unix::fs::FileExt;
     let dir = TempDir::new("faults-bug");
     let s = file_sessions(dir.path(), 3600);

@@ -1049,22 +1049,24 @@ impl Store for FileStore {
     }
 
     fn count(&self) -> Result<u64> {
-        let now = now_ns();
-        let mut live = 0;
-        self.scan(|_, _, st| {
-            if st.mtime_ns > now {
-                live += 1;
-            }
-        })?;
-        Ok(live)
+        Ok(self.ids()?.len() as u64)
     }
 
     fn ids(&self) -> Result<Vec<SessionId>> {
         let now = now_ns();
         let mut ids = Vec::new();
         self.scan(|_, name, st| {
-            if st.mtime_ns > now {
-                ids.extend(SessionId::parse(name.to_bytes()).ok());
+            let Ok(id) = SessionId::parse(name.to_bytes()) else {
+                return;
+            };
+            // One fstatat for the common case. An mtime that has passed and that
+            // the driver did not set (not later than the ctime: a write cut short
+            // before its futimens, by a kill or a full disk) is judged by the
+            // descriptor instead.
+            let live = st.mtime_ns > now
+                || (st.mtime_ns <= st.ctime_ns && matches!(self.live_descriptor(&id), Ok(Some(_))));
+            if live {
+                ids.push(id);
             }
         })?;
         Ok(ids)
