@@ -898,6 +898,24 @@ impl FileStore {
             .map_err(|e| self.fail("cannot list the directory", e))
     }
 
+    /// Calls `each` with the id of every live session file. One `fstatat` for the
+    /// common case; an mtime that has passed and that the driver did not set (not
+    /// later than the ctime: a write cut short before its `futimens`, by a kill or
+    /// a full disk) is judged by the descriptor instead.
+    fn scan_live(&self, mut each: impl FnMut(SessionId)) -> Result<()> {
+        let now = now_ns();
+        self.scan(|_, name, st| {
+            let Ok(id) = SessionId::parse(name.to_bytes()) else {
+                return;
+            };
+            let live = st.mtime_ns > now
+                || (st.mtime_ns <= st.ctime_ns && matches!(self.live_descriptor(&id), Ok(Some(_))));
+            if live {
+                each(id);
+            }
+        })
+    }
+
     /// Deletes `name` if, checked under its lock, it has ended (or was abandoned
     /// half-created long enough ago). Busy files are left for next time.
     fn remove_if_ended(&self, dir: RawFd, name: &CStr, mtime_ns: u64, now: u64) -> bool {
@@ -1049,26 +1067,14 @@ impl Store for FileStore {
     }
 
     fn count(&self) -> Result<u64> {
-        Ok(self.ids()?.len() as u64)
+        let mut live = 0;
+        self.scan_live(|_| live += 1)?;
+        Ok(live)
     }
 
     fn ids(&self) -> Result<Vec<SessionId>> {
-        let now = now_ns();
         let mut ids = Vec::new();
-        self.scan(|_, name, st| {
-            let Ok(id) = SessionId::parse(name.to_bytes()) else {
-                return;
-            };
-            // One fstatat for the common case. An mtime that has passed and that
-            // the driver did not set (not later than the ctime: a write cut short
-            // before its futimens, by a kill or a full disk) is judged by the
-            // descriptor instead.
-            let live = st.mtime_ns > now
-                || (st.mtime_ns <= st.ctime_ns && matches!(self.live_descriptor(&id), Ok(Some(_))));
-            if live {
-                ids.push(id);
-            }
-        })?;
+        self.scan_live(|id| ids.push(id))?;
         Ok(ids)
     }
 
