@@ -298,6 +298,17 @@ fn assert_ran(label: &str, result: (bool, String, String, String)) -> String {
 /// Compiles `source` (relative to the repository) into `tmp/exe`, against the
 /// shared library, or the static one with `static_link`.
 fn compile(tmp: &TempDir, source: &str, exe: &str, static_link: bool) -> PathBuf {
+    compile_with(tmp, source, exe, static_link, &[])
+}
+
+/// [`compile`] with `extra` compiler flags (a sanitizer's) after the usual ones.
+fn compile_with(
+    tmp: &TempDir,
+    source: &str,
+    exe: &str,
+    static_link: bool,
+    extra: &[&str],
+) -> PathBuf {
     let cxx = source.ends_with(".cpp");
     let compiler = if cxx { "c++" } else { "cc" };
     require_tool(compiler);
@@ -308,6 +319,7 @@ fn compile(tmp: &TempDir, source: &str, exe: &str, static_link: bool) -> PathBuf
         .arg(if cxx { "-std=c++17" } else { "-std=c11" })
         .args(WARNINGS)
         .arg("-g")
+        .args(extra)
         .arg("-Iinclude")
         .arg(source)
         .arg("-o")
@@ -538,8 +550,14 @@ fn assert_multiprocess_ran(out: &str) {
 #[test]
 fn values_test_file_driver() {
     let tmp = TempDir::new("values-file");
-    // The root does not exist yet: the program creates it, as a server must.
-    let config = file_store_config(&tmp.join("store").join("file-root"));
+    // The root does not exist yet: the program creates it, as a server must. 8
+    // threads (and 2 processes) queue on one session's lock whose data grows to
+    // 4,000 members: on a loaded 2-core machine a writer may wait longer than the
+    // default lock_timeout_ms (1 s), which is a timeout, not a lost update.
+    let config = file_store_config(&tmp.join("store").join("file-root")).replace(
+        r#""storage_name": "s""#,
+        r#""storage_name": "s", "lock_timeout_ms": 10000"#,
+    );
     let out = values_test(&tmp, "values-file", &config);
     assert_multiprocess_ran(&out);
 }
@@ -744,5 +762,391 @@ fn valgrind_finds_no_error_and_no_leak() {
             "valgrind reported something for {exe}:\n{stderr}"
         );
         println!("--- valgrind {exe}: no error, no leak ---\n{stdout}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sanitizers (issue 9). The C programs are compiled with gcc's AddressSanitizer +
+// UndefinedBehaviorSanitizer, or ThreadSanitizer, and linked against the same
+// libsession.so as above. The Rust library itself is NOT instrumented (that would
+// need a nightly `-Zsanitizer`): what the sanitizers check is the C side of the
+// API. ASan still sees every allocation of the library, as Rust's allocator is
+// malloc/free, which ASan replaces: LeakSanitizer reports a string, handle or store
+// the library allocated and never freed, and a C program freeing a library pointer
+// twice or reading past a returned buffer is caught. No LeakSanitizer suppression
+// is needed: what the library keeps for the process lifetime (the global
+// configuration and stores) stays reachable from its statics, which LSan does not
+// count as leaked.
+// ---------------------------------------------------------------------------
+
+/// gcc's ASan + UBSan flags: every UB report is fatal (no recovery).
+const ASAN_UBSAN_FLAGS: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=all",
+];
+
+/// gcc's TSan flags; -O1 as TSan's documentation recommends, to keep it fast.
+const TSAN_FLAGS: &[&str] = &["-fsanitize=thread", "-fno-omit-frame-pointer", "-O1"];
+
+/// What a sanitizer prints when it found something; none may appear on stderr.
+const ASAN_UBSAN_REPORTS: &[&str] = &[
+    "ERROR: AddressSanitizer",
+    "runtime error:",
+    "LeakSanitizer",
+    "AddressSanitizer:",
+];
+const TSAN_REPORTS: &[&str] = &["WARNING: ThreadSanitizer", "ThreadSanitizer:"];
+
+/// A command running `exe` (built with `flags`) as [`program`] does, with the
+/// sanitizer options set here, whatever the environment says: leaks detected,
+/// every report fatal or counted, and exit status 99 when anything was reported.
+fn sanitized_program(tmp: &TempDir, exe: &Path, label: &str, flags: &[&str]) -> Command {
+    let mut cmd = program(tmp, exe, label, false);
+    cmd.env_remove("LD_PRELOAD");
+    if flags == TSAN_FLAGS {
+        let suppressions = repo().join("tests/c/tsan.supp");
+        assert!(
+            suppressions.is_file(),
+            "{} is missing",
+            suppressions.display()
+        );
+        // halt_on_error=0: every race of the run is reported, then exit 99.
+        cmd.env(
+            "TSAN_OPTIONS",
+            format!(
+                "halt_on_error=0:exitcode=99:second_deadlock_stack=1:suppressions={}",
+                suppressions.display()
+            ),
+        );
+    } else {
+        cmd.env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=99",
+        )
+        .env(
+            "UBSAN_OPTIONS",
+            "print_stacktrace=1:halt_on_error=1:exitcode=99",
+        );
+    }
+    cmd
+}
+
+/// Compiles `source` with the sanitizer `flags` and runs it with `args`; fails the
+/// test unless it exits 0 with no sanitizer report on stderr. Returns its stdout.
+fn run_sanitized(
+    tmp: &TempDir,
+    source: &str,
+    label: &str,
+    flags: &[&str],
+    args: &[String],
+) -> String {
+    let exe_name = Path::new(source)
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .expect("a source file name");
+    let tsan = flags == TSAN_FLAGS;
+    let exe = format!("{exe_name}-{}", if tsan { "tsan" } else { "asan" });
+    let path = tmp.join(&exe);
+    let path = if path.is_file() {
+        path
+    } else {
+        compile_with(tmp, source, &exe, false, flags)
+    };
+    let mut cmd = sanitized_program(tmp, &path, label, flags);
+    cmd.args(args);
+    let started = Instant::now();
+    let (ok, status, stdout, stderr) = run(cmd, tmp, label);
+    let reports = if tsan {
+        TSAN_REPORTS
+    } else {
+        ASAN_UBSAN_REPORTS
+    };
+    let found: Vec<&str> = stderr
+        .lines()
+        .filter(|line| reports.iter().any(|report| line.contains(report)))
+        .collect();
+    assert!(
+        ok && found.is_empty(),
+        "{label} failed under the sanitizer ({status}; 99 means it reported something)\n\
+         reports: {found:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    );
+    println!(
+        "--- {label}: exit 0, no sanitizer report, {:.1} s ---\n{stdout}",
+        started.elapsed().as_secs_f64()
+    );
+    stdout
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| arg.to_string()).collect()
+}
+
+/// The examples, api_test, multiprocess and crash_test under ASan + UBSan, on the
+/// file driver (the examples on memory too), with reduced sizes.
+#[test]
+fn asan_ubsan_examples_and_api_test() {
+    let tmp = TempDir::new("asan-examples");
+    let f = ASAN_UBSAN_FLAGS;
+    let out = run_sanitized(&tmp, "c_examples/crud.c", "asan-crud", f, &[]);
+    assert!(out.contains("crud: all steps OK"), "{out}");
+    // Without a config: the embedded default, files in ./sessions.
+    let out = run_sanitized(
+        &tmp,
+        "c_examples/threads.c",
+        "asan-threads-file",
+        f,
+        &strings(&["4", "500"]),
+    );
+    assert!(out.contains("0 errors, 0 lost sessions"), "{out}");
+    let out = run_sanitized(
+        &tmp,
+        "c_examples/threads.c",
+        "asan-threads-memory",
+        f,
+        &strings(&["4", "500", MEMORY_CONFIG]),
+    );
+    assert!(out.contains("0 errors, 0 lost sessions"), "{out}");
+    // api_test runs its own file and memory stores under DIR.
+    let api_dir = tmp.join("api-store").display().to_string();
+    let out = run_sanitized(&tmp, "tests/c/api_test.c", "asan-api_test", f, &[api_dir]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    // 2 worker processes x 300 operations (the default is 4 x 3,000).
+    let mp_dir = tmp.join("mp-store").display().to_string();
+    let out = run_sanitized(
+        &tmp,
+        "tests/c/multiprocess.c",
+        "asan-multiprocess",
+        f,
+        &[mp_dir, "2".into(), "300".into()],
+    );
+    assert!(out.contains(", 0 failures"), "{out}");
+    // 5 rounds instead of 40. The SIGKILLed children never reach LSan's exit-time
+    // check (nor should they); the parent, which reads everything back, does.
+    let crash_dir = tmp.join("crash-store").display().to_string();
+    let out = run_sanitized(
+        &tmp,
+        "tests/c/crash_test.c",
+        "asan-crash_test",
+        f,
+        &[crash_dir, "5".into()],
+    );
+    assert!(out.contains("all rounds passed"), "{out}");
+}
+
+/// lifecycle_test under ASan + UBSan on one driver: its full run, including 1,000
+/// handles opened and closed (each leaked one would be an LSan report). About 10 s,
+/// nearly all of it the program's own sleeps (idle timeouts), not CPU.
+fn asan_ubsan_lifecycle(name: &str, memory: bool) {
+    let tmp = TempDir::new(name);
+    let config = if memory {
+        MEMORY_CONFIG.to_string()
+    } else {
+        file_store_config(&tmp.join("store").join("file-root"))
+    };
+    let args = [tmp.join("store").display().to_string(), config];
+    let out = run_sanitized(
+        &tmp,
+        "tests/c/lifecycle_test.c",
+        name,
+        ASAN_UBSAN_FLAGS,
+        &args,
+    );
+    assert!(
+        out.contains("lifecycle_test: ") && out.contains(" passed, 0 failed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn asan_ubsan_lifecycle_file_driver() {
+    asan_ubsan_lifecycle("asan-lifecycle-file", false);
+}
+
+#[test]
+fn asan_ubsan_lifecycle_memory_driver() {
+    asan_ubsan_lifecycle("asan-lifecycle-memory", true);
+}
+
+/// values_test and contents_test under ASan + UBSan on files and memory, with
+/// reduced sizes: 8 threads x 50 keys and 8 x 200 increments; 10 owners x 50
+/// sessions and 20 sessions per thread (on files 2 processes x 4 threads).
+#[test]
+fn asan_ubsan_values_and_contents() {
+    let tmp = TempDir::new("asan-values-contents");
+    let f = ASAN_UBSAN_FLAGS;
+    for memory in [false, true] {
+        let driver = if memory { "memory" } else { "file" };
+        let config = |name: &str| {
+            if memory {
+                MEMORY_CONFIG.to_string()
+            } else {
+                file_store_config(&tmp.join(name).join("file-root"))
+            }
+        };
+        let label = format!("asan-values-{driver}");
+        let out = run_sanitized(
+            &tmp,
+            "tests/c/values_test.c",
+            &label,
+            f,
+            &[config("values"), "50".into(), "200".into()],
+        );
+        assert!(out.contains(" passed, 0 failed"), "{out}");
+        assert!(
+            out.contains("1 process(es) x 8 threads x 50 keys: expected 400 members, got 400"),
+            "{out}"
+        );
+        assert!(
+            out.contains("8 threads x 200 update_if increments: counter 1600"),
+            "{out}"
+        );
+        if !memory {
+            assert!(
+                out.contains("2 process(es) x 4 threads x 50 keys: expected 400 members, got 400"),
+                "{out}"
+            );
+        }
+        let label = format!("asan-contents-{driver}");
+        let out = run_sanitized(
+            &tmp,
+            "tests/c/contents_test.c",
+            &label,
+            f,
+            &[config("contents"), "50".into(), "20".into()],
+        );
+        assert!(out.contains(" passed, 0 failed"), "{out}");
+        assert!(
+            out.contains("destroy_owner(\"3\") ended 50 sessions in ")
+                && out.contains("; 450 owned and 15 other sessions intact"),
+            "{out}"
+        );
+        if !memory {
+            assert_shared_storage_parts_ran_with(&out, 160, 40);
+        }
+    }
+}
+
+/// [`assert_shared_storage_parts_ran`] for a run with `total` sessions in the
+/// multi-process part, `per_owner` for each of its 4 owners.
+fn assert_shared_storage_parts_ran_with(out: &str, total: u32, per_owner: u32) {
+    assert!(out.contains("contents_test: at rest: "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "2 processes x 4 threads: {total} sessions of 4 owners in "
+        )) && out.contains(&format!(
+            "each owner exactly {per_owner} (4 of 4 right), destroy_owner ended {total}"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("skipped"), "{out}");
+}
+
+/// A C program with a real data race (two threads incrementing a plain global
+/// while calling the library): TSan, with the options and suppressions the other
+/// TSan run uses, must report it. This keeps `tsan_threads_and_values` meaningful:
+/// if a suppression or option ever hid the C programs' own races, this fails.
+const TSAN_CANARY: &str = r#"#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "session.h"
+
+static long shared_counter; /* written by both threads with no lock: a race */
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        char *id = session_create("{}");
+        if (id == NULL)
+            return NULL;
+        shared_counter++;
+        session_destroy(id);
+        free(id);
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    pthread_t a, b;
+    if (!session_init_json("{\"sessions\": {\"driver\": \"memory\"}}"))
+        return 1;
+    pthread_create(&a, NULL, worker, NULL);
+    pthread_create(&b, NULL, worker, NULL);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    printf("tsan_canary: %ld\n", shared_counter);
+    return 0;
+}
+"#;
+
+#[test]
+fn tsan_reports_a_race_in_c_code() {
+    let tmp = TempDir::new("tsan-canary");
+    let source = tmp.join("tsan_canary.c");
+    fs::write(&source, TSAN_CANARY).expect("write the canary");
+    let source = source.display().to_string();
+    let exe = compile_with(&tmp, &source, "tsan_canary", false, TSAN_FLAGS);
+    let cmd = sanitized_program(&tmp, &exe, "tsan-canary", TSAN_FLAGS);
+    let (ok, status, stdout, stderr) = run(cmd, &tmp, "tsan-canary");
+    assert!(
+        !ok && status.contains("99")
+            && stderr.contains("WARNING: ThreadSanitizer: data race")
+            && stderr.contains("tsan_canary.c"),
+        "TSan did not report the canary's race ({status})\n--- stdout ---\n{stdout}\n\
+         --- stderr ---\n{stderr}"
+    );
+    println!("--- tsan-canary: the race was reported ({status}) ---");
+}
+
+/// c_examples/threads.c (8 threads) and values_test.c (8 threads setting keys of
+/// one session, 8 threads in an update_if loop; on files also 2 forked processes of
+/// 4 threads) under ThreadSanitizer on the file and memory drivers: no race in the
+/// C programs' own code. See tests/c/tsan.supp for the one suppression.
+#[test]
+fn tsan_threads_and_values() {
+    let tmp = TempDir::new("tsan");
+    let f = TSAN_FLAGS;
+    // Without a config: the embedded default, files in ./sessions.
+    let out = run_sanitized(
+        &tmp,
+        "c_examples/threads.c",
+        "tsan-threads-file",
+        f,
+        &strings(&["8", "500"]),
+    );
+    assert!(out.contains("0 errors, 0 lost sessions"), "{out}");
+    let out = run_sanitized(
+        &tmp,
+        "c_examples/threads.c",
+        "tsan-threads-memory",
+        f,
+        &strings(&["8", "1000", MEMORY_CONFIG]),
+    );
+    assert!(out.contains("0 errors, 0 lost sessions"), "{out}");
+    for memory in [false, true] {
+        let config = if memory {
+            MEMORY_CONFIG.to_string()
+        } else {
+            file_store_config(&tmp.join("values").join("file-root"))
+        };
+        let label = format!("tsan-values-{}", if memory { "memory" } else { "file" });
+        let out = run_sanitized(
+            &tmp,
+            "tests/c/values_test.c",
+            &label,
+            f,
+            &[config, "50".into(), "200".into()],
+        );
+        assert!(out.contains(" passed, 0 failed"), "{out}");
+        assert!(
+            out.contains("1 process(es) x 8 threads x 50 keys: expected 400 members, got 400"),
+            "{out}"
+        );
+        assert!(
+            out.contains("8 threads x 200 update_if increments: counter 1600"),
+            "{out}"
+        );
     }
 }
