@@ -179,6 +179,11 @@ impl Sealer {
             })
     }
 
+    /// The owner-index tag new entries of `owner` get (the current secret's).
+    pub fn owner_tag(&self, owner: &str) -> OwnerTag {
+        OwnerTag::keyed(&self.keys[0].owner[..], owner)
+    }
+
     /// The owner-index tags of `owner` under every key, the current one first.
     pub fn owner_tags(&self, owner: &str) -> Vec<OwnerTag> {
         self.keys

@@ -169,15 +169,7 @@ impl Sessions {
 
     /// Replaces the data of a live session, keeping its absolute end.
     pub fn update(&self, id: &[u8], data: &[u8]) -> Result<()> {
-        let id = SessionId::parse(id)?;
-        self.check_size(data)?;
-        let owner = self.owner_of(data);
-        if let Some(owner) = &owner {
-            self.index(owner, &id)?;
-        }
-        let sealed = self.seal(&id, data)?;
-        self.written(self.store.update(&id, &sealed)?)?;
-        self.limit_owner(owner.as_deref(), &id)
+        self.replace(id, data, None)
     }
 
     /// The data of a live session without moving its idle end: a look by an
@@ -200,6 +192,12 @@ impl Sessions {
 
     /// Replaces the data only while the version is `version`; `Conflict` otherwise.
     pub fn update_if(&self, id: &[u8], data: &[u8], version: u64) -> Result<()> {
+        self.replace(id, data, Some(version))
+    }
+
+    /// update (`version` `None`) and update_if: the data indexed under its owner
+    /// first, sealed, written, then the owner's limit applied.
+    fn replace(&self, id: &[u8], data: &[u8], version: Option<u64>) -> Result<()> {
         let id = SessionId::parse(id)?;
         self.check_size(data)?;
         let owner = self.owner_of(data);
@@ -207,7 +205,11 @@ impl Sessions {
             self.index(owner, &id)?;
         }
         let sealed = self.seal(&id, data)?;
-        self.written(self.store.update_if(&id, &sealed, version)?)?;
+        let outcome = match version {
+            None => self.store.update(&id, &sealed)?,
+            Some(version) => self.store.update_if(&id, &sealed, version)?,
+        };
+        self.written(outcome)?;
         self.limit_owner(owner.as_deref(), &id)
     }
 
@@ -298,12 +300,10 @@ impl Sessions {
             }
             Err(err) => return Err(err),
         };
-        if let Some(owner) = owner {
-            for tag in self.owner_tags(&owner) {
-                self.store.index_remove(&tag, std::slice::from_ref(&id))?;
-            }
+        match owner {
+            Some(owner) => self.forget(&owner, std::slice::from_ref(&id)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Moves the idle end of a live session.
@@ -380,9 +380,7 @@ impl Sessions {
             // Without a grace the old id is gone: so is its entry (best effort:
             // the move has happened; a stale entry is skipped by readers anyway).
             if let (Some(owner), true) = (owner, self.regenerate_grace.is_zero()) {
-                for tag in self.owner_tags(&owner) {
-                    let _ = self.store.index_remove(&tag, std::slice::from_ref(&old));
-                }
+                let _ = self.forget(&owner, std::slice::from_ref(&old));
             }
             return Ok(new);
         }
@@ -399,14 +397,10 @@ impl Sessions {
 
     /// Ends every live session of `owner`; returns how many it ended.
     pub fn destroy_owner(&self, owner: &[u8]) -> Result<u64> {
-        let owned = self.owned(owner)?;
-        let tags = self.owner_tags(json_key(owner)?);
-        let ids: Vec<SessionId> = owned.iter().map(|s| s.id).collect();
+        let ids: Vec<SessionId> = self.owned(owner)?.into_iter().map(|s| s.id).collect();
         self.store.destroy_many(&ids)?;
-        for tag in &tags {
-            self.store.index_remove(tag, &ids)?;
-        }
-        Ok(owned.len() as u64)
+        self.forget(json_key(owner)?, &ids)?;
+        Ok(ids.len() as u64)
     }
 
     /// The ids of the live sessions of `owner`, the one that ends first first.
@@ -492,9 +486,21 @@ impl Sessions {
 
     /// Records `id` under `owner` before a write that makes it the owner's.
     fn index(&self, owner: &str, id: &SessionId) -> Result<()> {
-        let tag = self.owner_tags(owner).swap_remove(0);
+        let tag = match &self.sealer {
+            Some(sealer) => sealer.owner_tag(owner),
+            None => OwnerTag::plain(owner),
+        };
         let bound = now_ns().saturating_add(self.index_span());
         self.store.index_add(&tag, id, bound)
+    }
+
+    /// Drops the entries of `ids` (sessions that are gone) under every tag of
+    /// `owner`.
+    fn forget(&self, owner: &str, ids: &[SessionId]) -> Result<()> {
+        for tag in self.owner_tags(owner) {
+            self.store.index_remove(&tag, ids)?;
+        }
+        Ok(())
     }
 
     /// The live sessions of `owner`, checked one by one against the index (the
@@ -577,9 +583,7 @@ impl Sessions {
             .map(|o| o.id)
             .collect();
         if self.store.destroy_many(&oldest).is_ok() {
-            for tag in self.owner_tags(owner) {
-                let _ = self.store.index_remove(&tag, &oldest);
-            }
+            let _ = self.forget(owner, &oldest);
         }
         Ok(())
     }

@@ -802,25 +802,9 @@ impl FileStore {
             None => None,
         };
         let data = rewritten.as_deref().unwrap_or(data);
-        let len = u32::try_from(data.len())
-            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
-        let Some(copy) = self.create_file(new)? else {
-            return Ok(Outcome::Taken);
-        };
-        let desc = Descriptor {
-            len,
-            seq: 1,
-            version: live.version + 1,
-            absolute_ns: live.absolute_ns,
-            idle_ns: self.expiry.idle_end(now, live.absolute_ns),
-            off: HEADER_LEN as u64,
-            tag: format::tag(new),
-            flags: 0,
-            data_crc: crc32fast::hash(data),
-        };
-        if let Err(err) = self.write_new(&copy, &desc, data) {
-            let _ = sys::unlink_at(self.dir(), Name::of(new).c());
-            return Err(err);
+        let copied = self.write_first(new, data, live.version + 1, live.absolute_ns, now)?;
+        if copied != Outcome::Applied {
+            return Ok(copied);
         }
         let grace_end = now.saturating_add(super::nanos(self.expiry.regenerate_grace));
         let old = Descriptor {
@@ -867,14 +851,44 @@ impl FileStore {
         Ok(Outcome::Applied)
     }
 
-    /// Writes the first version of a new file: header and data in one `pwritev`.
-    fn write_new(&self, file: &File, desc: &Descriptor, data: &[u8]) -> Result<()> {
+    /// A new file for `id` holding its first version (`data` at `version`, ending
+    /// at `absolute_ns`, idle window starting `now`): header and data in one
+    /// `pwritev`, under the exclusive lock of [`Self::create_file`]. `Taken` when
+    /// the name exists; a failed write removes the file.
+    fn write_first(
+        &self,
+        id: &SessionId,
+        data: &[u8],
+        version: u64,
+        absolute_ns: u64,
+        now: u64,
+    ) -> Result<Outcome> {
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
+        let Some(file) = self.create_file(id)? else {
+            return Ok(Outcome::Taken);
+        };
+        let desc = Descriptor {
+            len,
+            seq: 1,
+            version,
+            absolute_ns,
+            idle_ns: self.expiry.idle_end(now, absolute_ns),
+            off: HEADER_LEN as u64,
+            tag: format::tag(id),
+            flags: 0,
+            data_crc: crc32fast::hash(data),
+        };
         let mut header = [0u8; HEADER_LEN];
         header[..DESC_LEN].copy_from_slice(&desc.encode());
-        sys::write_two_at(file, &header, data, 0)
+        let written = sys::write_two_at(&file, &header, data, 0)
             .and_then(|()| sys::set_mtime(file.as_raw_fd(), desc.end_ns()))
-            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
-            .map_err(|err| self.fail("cannot write a session file", err))
+            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) });
+        if let Err(err) = written {
+            let _ = sys::unlink_at(self.dir(), Name::of(id).c());
+            return Err(self.fail("cannot write a session file", err));
+        }
+        Ok(Outcome::Applied)
     }
 
     /// Calls `each` with the name and `fstatat` of every session file, judging each
@@ -944,33 +958,13 @@ impl FileStore {
 
 impl Store for FileStore {
     fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| Error::invalid("session data is larger than 4 GiB"))?;
-        let Some(file) = self.create_file(id)? else {
-            return Ok(Outcome::Taken);
-        };
         let now = now_ns();
         let absolute_ns = now.saturating_add(super::nanos(lifetime));
-        let desc = Descriptor {
-            len,
-            seq: 1,
-            version: 1,
-            absolute_ns,
-            idle_ns: self.expiry.idle_end(now, absolute_ns),
-            off: HEADER_LEN as u64,
-            tag: format::tag(id),
-            flags: 0,
-            data_crc: crc32fast::hash(data),
-        };
-        if let Err(err) = self.write_new(&file, &desc, data) {
-            let _ = sys::unlink_at(self.dir(), Name::of(id).c());
-            return Err(err);
-        }
-        drop(file);
-        if self.fsync {
+        let created = self.write_first(id, data, 1, absolute_ns, now)?;
+        if created == Outcome::Applied && self.fsync {
             self.sync_dir()?;
         }
-        Ok(Outcome::Applied)
+        Ok(created)
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {

@@ -867,15 +867,21 @@ impl RedisStore {
 
 /// A glob pattern matching exactly `prefix` followed by 64 lowercase hex digits.
 fn id_pattern(prefix: &[u8]) -> Vec<u8> {
-    let mut pattern = Vec::with_capacity(prefix.len() * 2 + 64 * 8);
-    for &b in prefix {
+    let mut pattern = glob_literal(prefix);
+    for _ in 0..64 {
+        pattern.extend_from_slice(b"[0-9a-f]");
+    }
+    pattern
+}
+
+/// `text` escaped for a glob pattern: it matches itself only.
+fn glob_literal(text: &[u8]) -> Vec<u8> {
+    let mut pattern = Vec::with_capacity(text.len() * 2 + 64 * 8);
+    for &b in text {
         if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
             pattern.push(b'\\');
         }
         pattern.push(b);
-    }
-    for _ in 0..64 {
-        pattern.extend_from_slice(b"[0-9a-f]");
     }
     pattern
 }
@@ -1043,8 +1049,7 @@ impl Store for RedisStore {
 
     fn remove_expired(&self) -> Result<usize> {
         // Redis expires sessions by itself; the owner index is pruned here.
-        let mut pattern = id_pattern(&self.key_prefix);
-        pattern.truncate(pattern.len() - 64 * 8);
+        let mut pattern = glob_literal(&self.key_prefix);
         pattern.extend_from_slice(b"owner:*");
         self.scan(&pattern, |key| self.prune_owner(&key))?;
         Ok(0)
