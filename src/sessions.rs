@@ -209,6 +209,11 @@ impl Sessions {
             None => self.store.update(&id, &sealed)?,
             Some(version) => self.store.update_if(&id, &sealed, version)?,
         };
+        // An update of an id that names no session (a forged cookie) takes back
+        // its entry at once, so forged ids do not pile up in the index.
+        if let (Outcome::Missing, Some(owner)) = (outcome, &owner) {
+            let _ = self.forget(owner, std::slice::from_ref(&id));
+        }
         self.written(outcome)?;
         self.limit_owner(owner.as_deref(), &id)
     }

@@ -6,8 +6,9 @@
 # apt-get when it is missing, then runs formatting and lint checks, `cargo test`
 # (Rust tests; the C programs compiled against the real header and library, once
 # under valgrind; an install into a temporary prefix with C consumers built by
-# pkg-config and find_package), the CMake build with ctest, the Python and Node.js
-# packages' tests, and the web demo's end-to-end tests.
+# pkg-config and find_package), a smoke run of every fuzz target, the CMake build
+# with ctest, the Python and Node.js packages' tests, and the web demo's end-to-end
+# tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,8 @@ cargo clippy --no-default-features --lib -- -D warnings
 cargo test --no-default-features --lib
 echo "==> cargo test"
 cargo test
+echo "==> fuzz smoke run: every target for ${FUZZ_SMOKE_SECS:-10} s (fuzz/run.sh)"
+bash fuzz/run.sh smoke
 echo "==> cmake build and ctest"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j 2

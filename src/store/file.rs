@@ -324,7 +324,22 @@ impl FileStore {
             )
         })?;
         let st = sys::stat_fd(fd.as_raw_fd()).map_err(|e| self.fail("cannot stat it", e))?;
+        // Whoever owns the directory can list every id in it and plant files. One of
+        // another user's is used only as that user keeps it (0700), which only root
+        // can get into (`sessionctl` run by an admin); one open to others is made
+        // 0700 if it is ours, and refused otherwise (its owner could open it again).
         if st.mode & 0o077 != 0 {
+            let euid = sys::geteuid();
+            if st.uid != euid {
+                return Err(Error::new(
+                    SessionError::StorageUnavailable,
+                    format!(
+                        "session directory {}: it belongs to user id {} (this process runs as {euid}) and is open to others: refused, as that user could read and forge sessions",
+                        self.path.display(),
+                        st.uid
+                    ),
+                ));
+            }
             sys::fchmod(fd.as_raw_fd(), 0o700)
                 .map_err(|e| self.fail("it is open to others and cannot be made 0700", e))?;
         }
@@ -480,7 +495,10 @@ impl FileStore {
                 .map(|(_, d)| d.end())
                 .max()
                 .unwrap_or(0);
-            let wanted = usize::try_from(wanted)
+            // A damaged descriptor may name data far past the end: read (and
+            // allocate) no more than the file holds.
+            let size = file.metadata()?.len();
+            let wanted = usize::try_from(wanted.min(size))
                 .unwrap_or(usize::MAX)
                 .min(MAX_FILE_READ);
             if wanted > buf.len() {
@@ -534,6 +552,11 @@ impl FileStore {
                 Some(restored) => (slot, live) = restored,
                 None => return Ok(Outcome::Missing),
             }
+        }
+        // Data named past the end of the file is damage (the next version would
+        // go after it, into a huge sparse file).
+        if live.end() > st.size {
+            return Err(self.damaged());
         }
         let now = now_ns();
         if live.end_ns() <= now {

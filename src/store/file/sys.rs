@@ -105,6 +105,8 @@ pub struct Stat {
     pub ino: u64,
     pub nlink: u64,
     pub mode: u32,
+    pub uid: u32,
+    pub size: u64,
 }
 
 fn stat_of(st: &libc::stat) -> Stat {
@@ -117,6 +119,8 @@ fn stat_of(st: &libc::stat) -> Stat {
         ino: st.st_ino,
         nlink: st.st_nlink,
         mode: st.st_mode,
+        uid: st.st_uid,
+        size: st.st_size.max(0) as u64,
     }
 }
 
@@ -136,6 +140,12 @@ pub fn stat_fd(fd: RawFd) -> io::Result<Stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     syscall(|| unsafe { libc::fstat(fd, &mut st) as isize })?;
     Ok(stat_of(&st))
+}
+
+/// The effective user id of this process.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
