@@ -992,6 +992,33 @@ fn secrets_are_checked_and_never_shown() {
     assert!(!format!("{config:?}").contains(SECRET));
 }
 
+/// Session data written by a C server may hold a Latin-1 byte in a string: the
+/// owner index and the per-key calls work on the members around it, and a new
+/// value must still be UTF-8.
+#[test]
+fn invalid_utf8_in_another_member_leaves_the_owner_index_and_per_key_calls_working() {
+    on_every_driver(r#", "owner_key": "user_id""#, |s| {
+        let latin1 = s.create(b"{\"user_id\":42,\"name\":\"Ren\xe9\"}").unwrap();
+        let plain = s.create(b"{\"user_id\":42}").unwrap();
+        assert_eq!(s.count_owner(b"42").unwrap(), 2, "{}", s.name);
+        let id = latin1.as_bytes();
+        assert_eq!(s.get_value(id, b"user_id").unwrap(), Some(b"42".to_vec()));
+        s.set_value(id, b"n", b"1").unwrap();
+        assert_eq!(
+            s.get(id).unwrap(),
+            b"{\"user_id\":42,\"name\":\"Ren\xe9\",\"n\":1}"
+        );
+        assert_eq!(
+            code(s.set_value(id, b"n", b"\"\xe9\"")),
+            SessionError::InvalidArgument
+        );
+        assert_eq!(s.destroy_owner(b"42").unwrap(), 2, "{}", s.name);
+        for id in [latin1, plain] {
+            assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
+        }
+    });
+}
+
 #[test]
 fn the_owner_index_finds_destroys_and_follows_every_write() {
     on_every_driver(r#", "owner_key": "user_id""#, |s| {

@@ -13,8 +13,20 @@ use std::sync::Mutex;
 /// `c_api` drives the global configuration, and the replays share one process.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Removes the directory of this process's file store (`file_format`'s), also when
+/// a replay fails.
+struct Scratch;
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let dir = std::env::temp_dir().join(format!("session-fuzz-{}-files", std::process::id()));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn replay(target: &str, body: fn(&[u8])) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _scratch = Scratch;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut count = 0;
     for folder in ["corpus", "regressions"] {
@@ -33,9 +45,6 @@ fn replay(target: &str, body: fn(&[u8])) {
         }
     }
     assert!(count > 0, "no seed input for fuzz target {target}");
-    // The file store of `file_format` lives in a directory of this process's.
-    let scratch = std::env::temp_dir().join(format!("session-fuzz-{}-files", std::process::id()));
-    let _ = std::fs::remove_dir_all(scratch);
 }
 
 #[test]

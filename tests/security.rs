@@ -279,7 +279,7 @@ fn a_million_generated_ids_are_distinct_and_their_hex_digits_uniform() {
 fn a_forked_child_and_its_parent_draw_different_ids() {
     const N: usize = 64;
     let mut fds = [0 as c_int; 2];
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // Warm up whatever state the generator may keep before the fork.
     SessionId::generate().unwrap();
     let pid = unsafe { libc::fork() };

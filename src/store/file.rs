@@ -553,12 +553,11 @@ impl FileStore {
                 None => return Ok(Outcome::Missing),
             }
         }
-        // Data named past the end of the file is damage (the next version would
-        // go after it, into a huge sparse file).
-        if live.end() > st.size {
-            return Err(self.damaged());
-        }
         let now = now_ns();
+        if live.end_ns() <= now {
+            return Ok(Outcome::Missing);
+        }
+        let (slot, live) = self.intact(&file, &header, (slot, live), st.size)?;
         if live.end_ns() <= now {
             return Ok(Outcome::Missing);
         }
@@ -573,6 +572,49 @@ impl FileStore {
             }
         }
         Ok(outcome)
+    }
+
+    /// The version a write builds on, under the exclusive lock: `live` when its data
+    /// is whole, else the older version when its data is (the newest was cut short
+    /// by a power loss or a truncation, or changed on disk), given `live`'s `seq` so
+    /// that the next descriptor, written over the damaged one, is the newest. A
+    /// write never places data past a damaged descriptor's end (a huge sparse file)
+    /// nor copies a damaged descriptor over the only whole version (as a touch
+    /// would). `CORRUPT` when no version is whole.
+    fn intact(
+        &self,
+        file: &File,
+        header: &[u8],
+        (slot, live): (usize, Descriptor),
+        size: u64,
+    ) -> Result<(usize, Descriptor)> {
+        if self.whole(file, &live, size)? {
+            return Ok((slot, live));
+        }
+        let older = descriptors(header)
+            .into_iter()
+            .find(|&(s, d)| s != slot && d.tag == live.tag && d.seq < live.seq);
+        match older {
+            Some((older_slot, older)) if self.whole(file, &older, size)? => Ok((
+                older_slot,
+                Descriptor {
+                    seq: live.seq,
+                    ..older
+                },
+            )),
+            _ => Err(self.damaged()),
+        }
+    }
+
+    /// Whether the data `desc` names lies within the file and matches its checksum.
+    fn whole(&self, file: &File, desc: &Descriptor, size: u64) -> Result<bool> {
+        if desc.end() > size {
+            return Ok(false);
+        }
+        let mut data = vec![0u8; desc.len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut data, desc.off)
+            .map_err(|err| self.fail("cannot read a session file", err))?;
+        Ok(crc32fast::hash(&data) == desc.data_crc)
     }
 
     /// A regenerate killed between re-tagging a file and renaming it leaves the file
@@ -781,6 +823,8 @@ impl FileStore {
         if live.tag != format::tag(id) || live.end_ns() <= now || live.read_only() {
             return Ok(());
         }
+        let st = sys::stat_fd(file.as_raw_fd()).map_err(|e| self.fail("cannot stat", e))?;
+        let (slot, live) = self.intact(&file, &header, (slot, live), st.size)?;
         match self
             .expiry
             .refresh_on_read(now, live.absolute_ns, live.idle_ns)

@@ -35,6 +35,8 @@ use crate::id::SessionId;
 pub const MAGIC: u32 = 0x3253_534c; // "LSS2"
 pub const DESC_LEN: usize = 72;
 pub const HEADER_LEN: usize = 2 * DESC_LEN;
+/// `seq` and `version` stay below this; a descriptor with a larger one is invalid.
+pub const MAX_COUNTER: u64 = 1 << 62;
 /// Flag: the old id of a regenerated session, readable until its end, never written.
 pub const FLAG_READ_ONLY: u32 = 1;
 
@@ -93,7 +95,10 @@ impl Descriptor {
             flags: u32_at(56),
             data_crc: u32_at(60),
         };
-        (desc.off >= HEADER_LEN as u64).then_some(desc)
+        // Counters this large were never written (2^62 writes): such a descriptor
+        // is damage, and could not grow past itself.
+        (desc.off >= HEADER_LEN as u64 && desc.seq < MAX_COUNTER && desc.version < MAX_COUNTER)
+            .then_some(desc)
     }
 
     /// The end of its data in the file.
