@@ -274,6 +274,7 @@ pub const REDIS_KEYS: &[&str] = &[
     "storage_name",
     "host_id",
     "url",
+    "sentinel",
     "key_prefix",
     "connect_timeout_ms",
     "command_timeout_ms",

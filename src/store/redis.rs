@@ -32,6 +32,11 @@
 //! changes the owner), so a crash between the two leaves a stale member, never an
 //! unindexed session; readers check every member against its session.
 //!
+//! With `sentinel`, the server is the primary the sentinels name (checked with
+//! `ROLE`); a connection that fails or meets `READONLY` makes the store forget it
+//! and ask the sentinels again at its next connection, so a failover needs no
+//! re-init.
+//!
 //! Connections come from a small pool: at most `pool_size` open, each command bounded
 //! by `command_timeout` (a frozen server gives a timeout, never a hang). The store
 //! connects and authenticates once when it opens, unless `lazy_connect`. A
@@ -87,6 +92,9 @@ pub enum RedisServer {
     /// `sessions.url`: `redis://`, `rediss://` (TLS) or `unix://`; it carries the
     /// database, user and password itself.
     Url(Secret),
+    /// A primary found through Redis Sentinel: `sessions.sentinel`, or the
+    /// `sentinel` of an entry of `databases.redis`.
+    Sentinel(SentinelConfig),
     /// An entry of `databases.redis`.
     Entry {
         host_id: String,
@@ -96,6 +104,84 @@ pub enum RedisServer {
         user: Option<String>,
         password: Option<Secret>,
     },
+}
+
+/// `"sentinel": {"master_name": ..., "nodes": ["host:port", ...]}`: the sentinels
+/// to ask, with their own optional `sentinel_user` / `sentinel_password`, and the
+/// `user`, `password` and `dbindex` of the primary they name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelConfig {
+    pub master_name: String,
+    pub nodes: Vec<(String, u16)>,
+    pub sentinel_user: Option<String>,
+    pub sentinel_password: Option<Secret>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub dbindex: i64,
+}
+
+/// Reads the `sentinel` object at `section.key`.
+fn sentinel(section: &Section, key: &str) -> Result<Option<SentinelConfig>> {
+    let Some(value) = section.get(key) else {
+        return Ok(None);
+    };
+    let path = section.key_path(key);
+    let Value::Object(map) = value else {
+        return Err(wrong_type(&path, "an object", value));
+    };
+    let object = Section::new(map, &path);
+    let master_name = object
+        .string("master_name")?
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{path}.master_name is required: the name the sentinels monitor the primary under"
+            ))
+        })?
+        .to_string();
+    let nodes = match object.get("nodes") {
+        Some(Value::Array(nodes)) if !nodes.is_empty() => nodes
+            .iter()
+            .map(|node| host_port(node, &format!("{path}.nodes")))
+            .collect::<Result<Vec<_>>>()?,
+        Some(Value::Array(_)) | None => {
+            return Err(Error::config(format!(
+                "{path}.nodes is required: a non-empty array of \"host:port\" of the sentinels"
+            )))
+        }
+        Some(other) => return Err(wrong_type(&format!("{path}.nodes"), "an array", other)),
+    };
+    let config = SentinelConfig {
+        master_name,
+        nodes,
+        sentinel_user: object.string("sentinel_user")?.map(str::to_string),
+        sentinel_password: object
+            .string("sentinel_password")?
+            .map(|p| Secret(p.to_string())),
+        user: object.string("user")?.map(str::to_string),
+        password: object.string("password")?.map(|p| Secret(p.to_string())),
+        dbindex: object
+            .u64_in("dbindex", 0..=1 << 31, "a non-negative integer")?
+            .unwrap_or(0) as i64,
+    };
+    object.finish("redis")?;
+    Ok(Some(config))
+}
+
+/// `"host:port"` (an IPv6 host in brackets: `"[::1]:26379"`).
+fn host_port(node: &Value, path: &str) -> Result<(String, u16)> {
+    let text = node
+        .as_str()
+        .ok_or_else(|| wrong_type(path, "an array of \"host:port\" strings", node))?;
+    let parsed = text.rsplit_once(':').and_then(|(host, port)| {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+        (!host.is_empty()).then(|| (host.to_string(), port))
+    });
+    parsed.ok_or_else(|| Error::config(format!("{path}: {text:?} is not \"host:port\"")))
 }
 
 /// A string that may hold a password: never shown by `Debug`.
@@ -111,8 +197,25 @@ impl std::fmt::Debug for Secret {
 /// Reads the Redis driver's keys: `url`, or `storage_name`/`host_id` naming an
 /// entry of `databases.redis`.
 pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
-    let server = match section.string("url")? {
-        Some(url) => {
+    let sentinel = sentinel(section, "sentinel")?;
+    let server = match (section.string("url")?, sentinel) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(format!(
+                "{} and {} both name a server: keep one",
+                section.key_path("url"),
+                section.key_path("sentinel")
+            )))
+        }
+        (None, Some(sentinel)) => {
+            if section.string("host_id")?.is_some() || section.string("storage_name")?.is_some() {
+                return Err(Error::config(format!(
+                    "{} and storage_name/host_id both name a server: keep one",
+                    section.key_path("sentinel")
+                )));
+            }
+            RedisServer::Sentinel(sentinel)
+        }
+        (Some(url), None) => {
             let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
             if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
                 return Err(Error::config(format!(
@@ -129,7 +232,7 @@ pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
             }
             RedisServer::Url(Secret(url.to_string()))
         }
-        None => entry(section, root)?,
+        (None, None) => entry(section, root)?,
     };
     let key_prefix = section
         .string("key_prefix")?
@@ -207,6 +310,26 @@ fn entry(section: &Section, root: &Root) -> Result<RedisServer> {
     };
     let entry = Section::new(entry, &format!("databases.redis[{host_id}]"));
     let _ = entry.string("host_id")?;
+    if let Some(mut sentinel) = sentinel(&entry, "sentinel")? {
+        if entry.get("ip").is_some() || entry.get("port").is_some() {
+            return Err(Error::config(format!(
+                "{} and ip/port both name a server: keep one",
+                entry.key_path("sentinel")
+            )));
+        }
+        // The entry's own credentials and database are the primary's.
+        if let Some(user) = entry.string("user")? {
+            sentinel.user = Some(user.to_string());
+        }
+        if let Some(password) = entry.string("password")? {
+            sentinel.password = Some(Secret(password.to_string()));
+        }
+        if let Some(db) = entry.u64_in("dbindex", 0..=1 << 31, "a non-negative integer")? {
+            sentinel.dbindex = db as i64;
+        }
+        entry.finish("redis")?;
+        return Ok(RedisServer::Sentinel(sentinel));
+    }
     let ip = entry.string("ip")?.unwrap_or("127.0.0.1").to_string();
     let port = entry
         .u64_in("port", 1..=65535, "an integer from 1 to 65535")?
@@ -228,7 +351,7 @@ fn entry(section: &Section, root: &Root) -> Result<RedisServer> {
 }
 
 pub struct RedisStore {
-    client: Client,
+    target: Target,
     /// `host:port db N`, without credentials, for messages.
     name: String,
     key_prefix: Vec<u8>,
@@ -238,6 +361,27 @@ pub struct RedisStore {
     pool: Mutex<Pool>,
     released: Condvar,
     expiry: Expiry,
+}
+
+/// Where connections go.
+enum Target {
+    /// One server.
+    Fixed(Client),
+    /// The primary that Redis Sentinel names, asked again after a failure.
+    Sentinel(SentinelTarget),
+}
+
+struct SentinelTarget {
+    config: SentinelConfig,
+    /// The primary in use, `None` until the sentinels are asked, and again after a
+    /// connection to it failed or found a replica (a failover).
+    primary: Mutex<Option<Client>>,
+}
+
+impl SentinelTarget {
+    fn forget(&self) {
+        *self.primary.lock() = None;
+    }
 }
 
 struct Pool {
@@ -286,8 +430,31 @@ impl Drop for Lent<'_> {
     }
 }
 
+/// A connection info for `host:port` with optional credentials and a database.
+fn tcp_info(
+    host: &str,
+    port: u16,
+    user: Option<&str>,
+    password: Option<&Secret>,
+    db: i64,
+) -> Result<ConnectionInfo> {
+    let mut redis = redis::RedisConnectionInfo::default().set_db(db);
+    if let Some(user) = user {
+        redis = redis.set_username(user);
+    }
+    if let Some(password) = password {
+        redis = redis.set_password(&password.0);
+    }
+    Ok(ConnectionAddr::Tcp(host.to_string(), port)
+        .into_connection_info()
+        .map_err(|err| Error::config(format!("redis {host}:{port}: {}", kind_only(&err))))?
+        .set_redis_settings(redis)
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
+}
+
 fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
     match &config.server {
+        RedisServer::Sentinel(_) => Err(Error::config("a sentinel has no fixed address")),
         RedisServer::Url(url) => url.0.as_str().into_connection_info().map_err(|err| {
             Error::config(format!(
                 "sessions.url is not a usable Redis URL ({})",
@@ -326,6 +493,50 @@ impl RedisStore {
     /// Prepares the store and, unless `lazy_connect`, connects and authenticates
     /// once, so that a wrong password or an unreachable server fails here.
     pub fn open(config: &RedisConfig, expiry: Expiry) -> Result<RedisStore> {
+        let (target, name) = match &config.server {
+            RedisServer::Sentinel(sentinel) => {
+                if config.tls_ca_file.is_some() {
+                    return Err(Error::config(
+                        "sessions.tls_ca_file: TLS through Redis Sentinel is not supported; use a rediss:// url",
+                    ));
+                }
+                let name = format!(
+                    "redis sentinel {:?} db {}",
+                    sentinel.master_name, sentinel.dbindex
+                );
+                let target = Target::Sentinel(SentinelTarget {
+                    config: sentinel.clone(),
+                    primary: Mutex::new(None),
+                });
+                (target, name)
+            }
+            _ => Self::fixed(config)?,
+        };
+        let store = RedisStore {
+            target,
+            name,
+            key_prefix: config.key_prefix.as_bytes().to_vec(),
+            connect_timeout: config.connect_timeout,
+            command_timeout: config.command_timeout,
+            pool_size: config.pool_size,
+            pool: Mutex::new(Pool {
+                pid: std::process::id(),
+                idle: Vec::new(),
+                open: 0,
+            }),
+            released: Condvar::new(),
+            expiry,
+        };
+        if !config.lazy_connect {
+            // One PING: a server that wants a password we lack says so now. The
+            // connection stays in the pool.
+            store.run::<String>("PING", |c| redis::cmd("PING").query(c))?;
+        }
+        Ok(store)
+    }
+
+    /// The client and name of a store on one server (`url` or an entry).
+    fn fixed(config: &RedisConfig) -> Result<(Target, String)> {
         let info = connection_info(config)?;
         let db = info.redis_settings().db();
         let name = match info.addr() {
@@ -350,27 +561,7 @@ impl RedisStore {
             }
         }
         .map_err(|err| Error::config(format!("{name}: {}", kind_only(&err))))?;
-        let store = RedisStore {
-            client,
-            name,
-            key_prefix: config.key_prefix.as_bytes().to_vec(),
-            connect_timeout: config.connect_timeout,
-            command_timeout: config.command_timeout,
-            pool_size: config.pool_size,
-            pool: Mutex::new(Pool {
-                pid: std::process::id(),
-                idle: Vec::new(),
-                open: 0,
-            }),
-            released: Condvar::new(),
-            expiry,
-        };
-        if !config.lazy_connect {
-            // One PING: a server that wants a password we lack says so now. The
-            // connection stays in the pool.
-            store.run::<String>("PING", |c| redis::cmd("PING").query(c))?;
-        }
-        Ok(store)
+        Ok((Target::Fixed(client), name))
     }
 
     fn key(&self, id: &SessionId) -> Vec<u8> {
@@ -425,13 +616,109 @@ impl RedisStore {
     }
 
     fn connect(&self) -> Result<redis::Connection> {
+        let sentinel = match &self.target {
+            Target::Fixed(client) => return self.connect_to(client),
+            Target::Sentinel(sentinel) => sentinel,
+        };
+        // The primary known, else (or when it fails, or turns out to be a replica
+        // after a failover) the one the sentinels name now.
+        let mut asked = false;
+        loop {
+            let known = sentinel.primary.lock().clone();
+            let client = match known {
+                Some(client) => client,
+                None => {
+                    asked = true;
+                    let client = self.ask_sentinels(&sentinel.config)?;
+                    *sentinel.primary.lock() = Some(client.clone());
+                    client
+                }
+            };
+            let conn = self
+                .connect_to(&client)
+                .and_then(|mut conn| self.check_primary(&mut conn).map(|()| conn));
+            match conn {
+                Ok(conn) => return Ok(conn),
+                Err(err) => {
+                    sentinel.forget();
+                    if asked {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The primary named by the first sentinel that answers.
+    fn ask_sentinels(&self, config: &SentinelConfig) -> Result<Client> {
+        let mut last = None;
+        for (host, port) in &config.nodes {
+            let info = tcp_info(
+                host,
+                *port,
+                config.sentinel_user.as_deref(),
+                config.sentinel_password.as_ref(),
+                0,
+            )?;
+            let asked = Client::open(info)
+                .and_then(|client| client.get_connection_with_timeout(self.connect_timeout))
+                .and_then(|mut conn| {
+                    conn.set_read_timeout(Some(self.command_timeout))?;
+                    redis::cmd("SENTINEL")
+                        .arg("GET-MASTER-ADDR-BY-NAME")
+                        .arg(&config.master_name)
+                        .query::<Option<(String, u16)>>(&mut conn)
+                });
+            match asked {
+                Ok(Some((host, port))) => {
+                    let info = tcp_info(
+                        &host,
+                        port,
+                        config.user.as_deref(),
+                        config.password.as_ref(),
+                        config.dbindex,
+                    )?;
+                    return Client::open(info).map_err(|err| {
+                        self.error("cannot use the primary the sentinels name", &err)
+                    });
+                }
+                Ok(None) => {
+                    last = Some(Error::new(
+                        SessionError::Config,
+                        format!(
+                            "{}: sentinel {host}:{port} monitors no primary named {:?}",
+                            self.name, config.master_name
+                        ),
+                    ))
+                }
+                Err(err) => {
+                    last = Some(self.error(&format!("cannot ask sentinel {host}:{port}"), &err))
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::config("no sentinel configured")))
+    }
+
+    /// Fails when the server is not a primary (a demoted one, until the sentinels
+    /// have reconfigured it, still answers reads).
+    fn check_primary(&self, conn: &mut redis::Connection) -> Result<()> {
+        let role: Vec<redis::Value> = redis::cmd("ROLE")
+            .query(conn)
+            .map_err(|err| self.error("ROLE", &err))?;
+        match role.first().map(redis::from_redis_value_ref::<String>) {
+            Some(Ok(role)) if role == "master" => Ok(()),
+            _ => Err(Error::new(
+                SessionError::StorageUnavailable,
+                format!("{}: the server the sentinels name is not a primary (a failover is in progress)", self.name),
+            )),
+        }
+    }
+
+    fn connect_to(&self, client: &Client) -> Result<redis::Connection> {
         // A signal can interrupt the handshake (EINTR): nothing ran yet, try again.
         let mut tries = 0;
         let conn = loop {
-            match self
-                .client
-                .get_connection_with_timeout(self.connect_timeout)
-            {
+            match client.get_connection_with_timeout(self.connect_timeout) {
                 Err(err) if interrupted(&err) && tries < 3 => tries += 1,
                 other => break other.map_err(|err| self.error("cannot connect", &err))?,
             }
@@ -471,11 +758,18 @@ impl RedisStore {
                 Err(err) => {
                     // Any I/O failure leaves the connection in an unknown state (a
                     // late answer could pair with the next command): never reuse it.
-                    let broken = err.is_io_error() || err.is_unrecoverable_error();
+                    // A demoted primary refuses writes: the command did not run. (Redis
+                    // drops its clients when it becomes a replica, so this is for a
+                    // connection made to it while the sentinels still named it.)
+                    let demoted = err.code() == Some("READONLY");
+                    let broken = err.is_io_error() || err.is_unrecoverable_error() || demoted;
                     if broken {
                         lent.healthy = false;
+                        if let Target::Sentinel(sentinel) = &self.target {
+                            sentinel.forget();
+                        }
                     }
-                    let stale = broken && lent.reused && !err.is_timeout();
+                    let stale = (broken && lent.reused && !err.is_timeout()) || demoted;
                     // A signal interrupted the wait for the reply (EINTR): the
                     // command may have run, so only a repeatable one is sent again.
                     let repeat = interrupted(&err) && !NOT_REPEATABLE.contains(&what);
