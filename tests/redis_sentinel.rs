@@ -182,7 +182,7 @@ fn sentinel_config_is_checked_and_a_wrong_master_name_is_reported() {
     let (_, message) = bad(&format!(
         r#"{{"sessions": {{"driver": "redis", "url": "redis://127.0.0.1:1", "sentinel": {{"master_name": "m", "nodes": [{nodes}]}}}}}}"#
     ));
-    assert!(message.contains("both name a server"), "{message}");
+    assert!(message.contains("each name a server"), "{message}");
     let (_, message) = bad(
         r#"{"sessions": {"driver": "redis", "sentinel": {"master_name": "m", "nodes": ["127.0.0.1:1"], "colour": 1}}}"#,
     );

@@ -275,6 +275,7 @@ pub const REDIS_KEYS: &[&str] = &[
     "host_id",
     "url",
     "sentinel",
+    "cluster",
     "key_prefix",
     "connect_timeout_ms",
     "command_timeout_ms",

@@ -37,6 +37,14 @@
 //! and ask the sentinels again at its next connection, so a failover needs no
 //! re-init.
 //!
+//! With `cluster`, each pooled connection is a Redis Cluster connection that
+//! routes every command by its key's slot and follows MOVED and ASK. Every command
+//! and script touches one key; where two keys change together the order of the
+//! writes keeps it safe when cut short (regenerate: mark the old key read-only,
+//! write the new one, delete the old; the owner index first). Pipelines are not
+//! available there: the few that read one key become scripts, the ones over many
+//! keys go key by key, and SCAN runs on every primary.
+//!
 //! Connections come from a small pool: at most `pool_size` open, each command bounded
 //! by `command_timeout` (a frozen server gives a timeout, never a hang). The store
 //! connects and authenticates once when it opens, unless `lazy_connect`. A
@@ -95,6 +103,14 @@ pub enum RedisServer {
     /// A primary found through Redis Sentinel: `sessions.sentinel`, or the
     /// `sentinel` of an entry of `databases.redis`.
     Sentinel(SentinelConfig),
+    /// Redis Cluster: `sessions.cluster`, or the `cluster` of an entry of
+    /// `databases.redis`, with that entry's `user` and `password`.
+    Cluster {
+        /// Seed nodes: `"host:port"` or `redis://` URLs.
+        nodes: Vec<Secret>,
+        user: Option<String>,
+        password: Option<Secret>,
+    },
     /// An entry of `databases.redis`.
     Entry {
         host_id: String,
@@ -168,6 +184,42 @@ fn sentinel(section: &Section, key: &str) -> Result<Option<SentinelConfig>> {
     Ok(Some(config))
 }
 
+/// The seed nodes at `section.key`: `["host:port" or "redis://...", ...]`.
+fn cluster(section: &Section, key: &str) -> Result<Option<Vec<Secret>>> {
+    let Some(value) = section.get(key) else {
+        return Ok(None);
+    };
+    let path = section.key_path(key);
+    let nodes = match value {
+        Value::Array(nodes) if !nodes.is_empty() => nodes,
+        Value::Array(_) => {
+            return Err(Error::config(format!(
+                "{path} is empty: name the cluster's seed nodes, \"host:port\""
+            )))
+        }
+        other => {
+            return Err(wrong_type(
+                &path,
+                "an array of \"host:port\" strings",
+                other,
+            ))
+        }
+    };
+    nodes
+        .iter()
+        .map(|node| match node.as_str() {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(Secret(url.to_string()))
+            }
+            Some(_) => {
+                host_port(node, &path).map(|(host, port)| Secret(format!("redis://{host}:{port}")))
+            }
+            None => Err(wrong_type(&path, "an array of \"host:port\" strings", node)),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// `"host:port"` (an IPv6 host in brackets: `"[::1]:26379"`).
 fn host_port(node: &Value, path: &str) -> Result<(String, u16)> {
     let text = node
@@ -198,14 +250,28 @@ impl std::fmt::Debug for Secret {
 /// entry of `databases.redis`.
 pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
     let sentinel = sentinel(section, "sentinel")?;
+    let cluster = cluster(section, "cluster")?;
+    let named = [
+        section.string("url")?.is_some(),
+        sentinel.is_some(),
+        cluster.is_some(),
+        section.string("host_id")?.is_some() || section.string("storage_name")?.is_some(),
+    ];
+    if named.iter().filter(|n| **n).count() > 1 {
+        return Err(Error::config(format!(
+            "{}, {}, {} and storage_name/host_id each name a server: keep one",
+            section.key_path("url"),
+            section.key_path("sentinel"),
+            section.key_path("cluster")
+        )));
+    }
     let server = match (section.string("url")?, sentinel) {
-        (Some(_), Some(_)) => {
-            return Err(Error::config(format!(
-                "{} and {} both name a server: keep one",
-                section.key_path("url"),
-                section.key_path("sentinel")
-            )))
-        }
+        (None, None) if cluster.is_some() => RedisServer::Cluster {
+            nodes: cluster.unwrap_or_default(),
+            user: None,
+            password: None,
+        },
+        (Some(_), Some(_)) => unreachable!("refused above"),
         (None, Some(sentinel)) => {
             if section.string("host_id")?.is_some() || section.string("storage_name")?.is_some() {
                 return Err(Error::config(format!(
@@ -310,6 +376,34 @@ fn entry(section: &Section, root: &Root) -> Result<RedisServer> {
     };
     let entry = Section::new(entry, &format!("databases.redis[{host_id}]"));
     let _ = entry.string("host_id")?;
+    if let Some(nodes) = cluster(&entry, "cluster")? {
+        if entry.get("ip").is_some()
+            || entry.get("port").is_some()
+            || entry.get("sentinel").is_some()
+        {
+            return Err(Error::config(format!(
+                "{} and ip/port/sentinel each name a server: keep one",
+                entry.key_path("cluster")
+            )));
+        }
+        let user = entry.string("user")?.map(str::to_string);
+        let password = entry.string("password")?.map(|p| Secret(p.to_string()));
+        if entry
+            .get("dbindex")
+            .is_some_and(|db| db.as_u64() != Some(0))
+        {
+            return Err(Error::config(format!(
+                "{}: Redis Cluster has only database 0",
+                entry.key_path("dbindex")
+            )));
+        }
+        entry.finish("redis")?;
+        return Ok(RedisServer::Cluster {
+            nodes,
+            user,
+            password,
+        });
+    }
     if let Some(mut sentinel) = sentinel(&entry, "sentinel")? {
         if entry.get("ip").is_some() || entry.get("port").is_some() {
             return Err(Error::config(format!(
@@ -369,6 +463,29 @@ enum Target {
     Fixed(Client),
     /// The primary that Redis Sentinel names, asked again after a failure.
     Sentinel(SentinelTarget),
+    /// Redis Cluster: each connection follows MOVED and ASK to the node that
+    /// holds a key's slot.
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        /// For the direct connections to each primary that SCAN needs.
+        user: Option<String>,
+        password: Option<Secret>,
+    },
+}
+
+/// A pooled connection: to one server, or to a whole cluster.
+enum Conn {
+    Node(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    fn like(&mut self) -> &mut dyn redis::ConnectionLike {
+        match self {
+            Conn::Node(conn) => conn,
+            Conn::Cluster(conn) => conn.as_mut(),
+        }
+    }
 }
 
 struct SentinelTarget {
@@ -387,7 +504,7 @@ impl SentinelTarget {
 struct Pool {
     /// The process the connections belong to.
     pid: u32,
-    idle: Vec<redis::Connection>,
+    idle: Vec<Conn>,
     /// Connections in existence: idle, lent out, or being made.
     open: usize,
 }
@@ -410,7 +527,7 @@ impl Pool {
 /// A connection lent by the pool; given back (or dropped if broken) on drop.
 struct Lent<'a> {
     store: &'a RedisStore,
-    conn: Option<redis::Connection>,
+    conn: Option<Conn>,
     reused: bool,
     healthy: bool,
 }
@@ -454,7 +571,9 @@ fn tcp_info(
 
 fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
     match &config.server {
-        RedisServer::Sentinel(_) => Err(Error::config("a sentinel has no fixed address")),
+        RedisServer::Sentinel(_) | RedisServer::Cluster { .. } => Err(Error::config(
+            "a sentinel or a cluster has no fixed address",
+        )),
         RedisServer::Url(url) => url.0.as_str().into_connection_info().map_err(|err| {
             Error::config(format!(
                 "sessions.url is not a usable Redis URL ({})",
@@ -484,6 +603,22 @@ fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
     }
 }
 
+/// The seed nodes for messages: the first one's `host:port`, never credentials.
+fn cluster_name(nodes: &[Secret]) -> String {
+    let first = nodes.first().map_or("", |node| {
+        let rest = node
+            .0
+            .split_once("://")
+            .map_or(node.0.as_str(), |(_, rest)| rest);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        rest.split('/').next().unwrap_or_default()
+    });
+    match nodes.len() {
+        0 | 1 => format!("(seed {first})"),
+        n => format!("(seeds {first} and {} more)", n - 1),
+    }
+}
+
 /// A Redis error without its details, which may quote the URL and its password.
 fn kind_only(err: &redis::RedisError) -> String {
     format!("{:?}", err.kind())
@@ -508,6 +643,47 @@ impl RedisStore {
                     config: sentinel.clone(),
                     primary: Mutex::new(None),
                 });
+                (target, name)
+            }
+            RedisServer::Cluster {
+                nodes,
+                user,
+                password,
+            } => {
+                let mut builder =
+                    redis::cluster::ClusterClient::builder(nodes.iter().map(|node| node.0.clone()))
+                        .connection_timeout(config.connect_timeout)
+                        .response_timeout(config.command_timeout)
+                        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+                        // MOVED, ASK and TRYAGAIN are followed (a few times, briefly);
+                        // a node that is down fails the call, within its timeouts.
+                        .retries(3)
+                        .min_retry_wait(10)
+                        .max_retry_wait(100);
+                if let Some(user) = user {
+                    builder = builder.username(user);
+                }
+                if let Some(password) = password {
+                    builder = builder.password(&password.0);
+                }
+                if let Some(path) = &config.tls_ca_file {
+                    let pem = std::fs::read(path).map_err(|err| {
+                        Error::config(format!("sessions.tls_ca_file {}: {err}", path.display()))
+                    })?;
+                    builder = builder.certs(redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    });
+                }
+                let name = format!("redis cluster {}", cluster_name(nodes));
+                let client = builder
+                    .build()
+                    .map_err(|err| Error::config(format!("{name}: {}", kind_only(&err))))?;
+                let target = Target::Cluster {
+                    client,
+                    user: user.clone(),
+                    password: password.clone(),
+                };
                 (target, name)
             }
             _ => Self::fixed(config)?,
@@ -615,9 +791,18 @@ impl RedisStore {
         }
     }
 
-    fn connect(&self) -> Result<redis::Connection> {
+    fn connect(&self) -> Result<Conn> {
         let sentinel = match &self.target {
-            Target::Fixed(client) => return self.connect_to(client),
+            Target::Fixed(client) => return self.connect_to(client).map(Conn::Node),
+            Target::Cluster { client, .. } => {
+                let conn = client
+                    .get_connection()
+                    .map_err(|err| self.error("cannot connect", &err))?;
+                conn.set_read_timeout(Some(self.command_timeout))
+                    .and_then(|()| conn.set_write_timeout(Some(self.command_timeout)))
+                    .map_err(|err| self.error("cannot set timeouts", &err))?;
+                return Ok(Conn::Cluster(Box::new(conn)));
+            }
             Target::Sentinel(sentinel) => sentinel,
         };
         // The primary known, else (or when it fails, or turns out to be a replica
@@ -638,7 +823,7 @@ impl RedisStore {
                 .connect_to(&client)
                 .and_then(|mut conn| self.check_primary(&mut conn).map(|()| conn));
             match conn {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) => return Ok(Conn::Node(conn)),
                 Err(err) => {
                     sentinel.forget();
                     if asked {
@@ -744,7 +929,7 @@ impl RedisStore {
     fn run<T>(
         &self,
         what: &str,
-        mut command: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut command: impl FnMut(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T> {
         let _held = SignalsHeld::new();
         let mut retried = false;
@@ -753,7 +938,7 @@ impl RedisStore {
             let Some(conn) = lent.conn.as_mut() else {
                 return Err(Error::new(SessionError::Internal, "lent no connection"));
             };
-            match command(conn) {
+            match command(conn.like()) {
                 Ok(value) => return Ok(value),
                 Err(err) => {
                     // Any I/O failure leaves the connection in an unknown state (a
@@ -832,7 +1017,13 @@ impl RedisStore {
 
 /// The commands (by their `what` in [`RedisStore::run`]) that must not run twice:
 /// every other one reads, or writes the same result again.
-const NOT_REPEATABLE: [&str; 3] = ["create script", "update script", "regenerate script"];
+const NOT_REPEATABLE: [&str; 5] = [
+    "create script",
+    "update script",
+    "regenerate script",
+    "regenerate mark script",
+    "regenerate copy script",
+];
 
 /// Holds off the asynchronous signals of the calling thread while it exists: a
 /// C server's signal handlers (SIGCHLD, SIGALRM, SIGTERM, ...) then cannot
@@ -962,13 +1153,64 @@ local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3])
 if ttl > redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1";
 
-static SCRIPTS: Lazy<[Script; 5]> = Lazy::new(|| {
+/// Regenerate on a cluster, step 1 of 3 (the two ids' keys lie in different
+/// slots, so no one script can move a session): marks the old key read-only and
+/// shortens its TTL to ARGV[3] ms (the grace, or a few seconds: if the steps after
+/// it never run, the old id ends soon anyway). ARGV: now (ms), idle timeout (ms,
+/// 0: none), hold (ms), expected version ("": any). Returns {1, data, absolute
+/// end, version, end in ns, TTL for the new key} or {0} missing, {-1} read-only,
+/// {-3} another version.
+const REGENERATE_MARK: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v', 'd', 'n')
+if not f[1] then return {0} end
+if f[2] then return {-1} end
+if ARGV[4] ~= '' and f[3] ~= ARGV[4] then return {-3} end
+local ttl = tonumber(f[1]) - tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+if idle > 0 and idle < ttl then ttl = idle end
+if ttl <= 0 then return {0} end
+redis.call('HSET', KEYS[1], 'r', 1)
+local hold = tonumber(ARGV[3])
+if hold < redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], hold) end
+return {1, f[4], f[1], f[3], f[5] or '', tostring(ttl)}";
+
+/// Regenerate on a cluster, step 2: the new key, only if it does not exist. ARGV:
+/// data, absolute end (ms), version, end in ns ("": none), TTL (ms). 1 or 0 (taken).
+const REGENERATE_COPY: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1";
+
+/// How long the old id of a session regenerated on a cluster without a grace
+/// stays readable if the regenerate is cut short after its first step.
+const CLUSTER_REGENERATE_HOLD_MS: u64 = 10_000;
+
+/// A read in one round trip where pipelines are not available (a cluster):
+/// the fields `d`, `a`, `r`, `v` and the key's PTTL.
+const READ: &str = r"
+return {redis.call('HMGET', KEYS[1], 'd', 'a', 'r', 'v'), redis.call('PTTL', KEYS[1])}";
+
+/// HGET and DEL in one step where MULTI pipelines are not available (a
+/// cluster); a key of another type is deleted all the same.
+const TAKE: &str = r"
+local ok, d = pcall(redis.call, 'HGET', KEYS[1], 'd')
+redis.call('DEL', KEYS[1])
+if ok then return d end
+return false";
+
+static SCRIPTS: Lazy<[Script; 9]> = Lazy::new(|| {
     [
         Script::new(CREATE),
         Script::new(UPDATE),
         Script::new(TOUCH),
         Script::new(REGENERATE),
         Script::new(INDEX_ADD),
+        Script::new(REGENERATE_MARK),
+        Script::new(REGENERATE_COPY),
+        Script::new(READ),
+        Script::new(TAKE),
     ]
 });
 
@@ -1019,6 +1261,10 @@ impl RedisStore {
         type Fields = (Option<Vec<u8>>, Option<u64>, Option<i64>, Option<u64>);
         let ((data, absolute_ms, read_only, version), pttl): (Fields, i64) =
             self.run("HMGET", |c| {
+                if !c.supports_pipelining() {
+                    // A cluster connection: one round trip as a script.
+                    return SCRIPTS[7].key(&key).invoke(c);
+                }
                 redis::pipe()
                     .cmd("HMGET")
                     .arg(&key)
@@ -1069,9 +1315,68 @@ impl RedisStore {
     /// Calls `each` with every key `SCAN` finds for `pattern`, 1,000 per round
     /// trip (a key may come twice).
     fn scan(&self, pattern: &[u8], mut each: impl FnMut(Vec<u8>) -> Result<()>) -> Result<()> {
+        let Target::Cluster { user, password, .. } = &self.target else {
+            return self.scan_node(pattern, &mut each, &mut |what, command| {
+                self.run(what, command)
+            });
+        };
+        // Each primary holds its own slots: SCAN them all, one connection each.
+        for (host, port) in self.primaries()? {
+            let info = tcp_info(&host, port, user.as_deref(), password.as_ref(), 0)?;
+            let mut conn = Client::open(info)
+                .and_then(|client| client.get_connection_with_timeout(self.connect_timeout))
+                .map_err(|err| self.error(&format!("cannot connect to {host}:{port}"), &err))?;
+            conn.set_read_timeout(Some(self.command_timeout))
+                .map_err(|err| self.error("cannot set timeouts", &err))?;
+            self.scan_node(pattern, &mut each, &mut |what, command| {
+                let _held = SignalsHeld::new();
+                command(&mut conn).map_err(|err| self.error(what, &err))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The primaries of the cluster, from `CLUSTER SLOTS`.
+    fn primaries(&self) -> Result<Vec<(String, u16)>> {
+        let slots: Vec<Vec<redis::Value>> = self.run("CLUSTER SLOTS", |c| {
+            redis::cmd("CLUSTER").arg("SLOTS").query(c)
+        })?;
+        let mut primaries: Vec<(String, u16)> = slots
+            .iter()
+            .filter_map(|range| {
+                let node = range.get(2)?;
+                let (host, port): (String, u16) =
+                    redis::from_redis_value_ref(node).ok().or_else(|| {
+                        let fields: Vec<redis::Value> = redis::from_redis_value_ref(node).ok()?;
+                        Some((
+                            redis::from_redis_value_ref(fields.first()?).ok()?,
+                            redis::from_redis_value_ref(fields.get(1)?).ok()?,
+                        ))
+                    })?;
+                Some((host, port))
+            })
+            .collect();
+        primaries.sort();
+        primaries.dedup();
+        Ok(primaries)
+    }
+
+    /// SCAN of one server, through `run`.
+    #[allow(clippy::type_complexity)]
+    fn scan_node(
+        &self,
+        pattern: &[u8],
+        each: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+        run: &mut dyn FnMut(
+            &str,
+            &mut dyn FnMut(
+                &mut dyn redis::ConnectionLike,
+            ) -> redis::RedisResult<(u64, Vec<Vec<u8>>)>,
+        ) -> Result<(u64, Vec<Vec<u8>>)>,
+    ) -> Result<()> {
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |c| {
+            let (next, keys) = run("SCAN", &mut |c| {
                 redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
@@ -1137,6 +1442,9 @@ impl RedisStore {
         let now = now_ns();
         let expected = checked.map(|(v, _)| v.to_string()).unwrap_or_default();
         let data = checked.and_then(|(_, data)| data);
+        if matches!(self.target, Target::Cluster { .. }) {
+            return self.regenerate_in_steps(&old_key, &new_key, now, &expected, data);
+        }
         let done = self.run("regenerate script", |c| {
             SCRIPTS[3]
                 .key(&old_key)
@@ -1156,6 +1464,84 @@ impl RedisStore {
             -3 => Outcome::Conflict,
             _ => Outcome::Missing,
         })
+    }
+}
+
+impl RedisStore {
+    /// Regenerate on a cluster, in three steps that are safe when cut short: the
+    /// old key is marked read-only with a short TTL (a cut here ends the session
+    /// within `CLUSTER_REGENERATE_HOLD_MS` or the grace: a logout, never two
+    /// writable ids), the new key is written, and without a grace the old key is
+    /// deleted (a cut before that leaves it readable, read-only, until its short
+    /// TTL).
+    fn regenerate_in_steps(
+        &self,
+        old_key: &[u8],
+        new_key: &[u8],
+        now: u64,
+        expected: &str,
+        data: Option<&[u8]>,
+    ) -> Result<Outcome> {
+        let grace = self.expiry.regenerate_grace;
+        let hold_ms = if grace.is_zero() {
+            CLUSTER_REGENERATE_HOLD_MS
+        } else {
+            u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
+        };
+        let idle_ms = self.idle_ms();
+        let marked: Vec<redis::Value> = self.run("regenerate mark script", |c| {
+            SCRIPTS[5]
+                .key(old_key)
+                .arg(ms(now))
+                .arg(idle_ms)
+                .arg(hold_ms)
+                .arg(expected)
+                .invoke(c)
+        })?;
+        let field = |i: usize| -> Result<Vec<u8>> {
+            marked
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<Vec<u8>>(v).ok())
+                .ok_or_else(|| {
+                    Error::new(
+                        SessionError::StorageUnavailable,
+                        format!("{}: regenerate: a malformed reply", self.name),
+                    )
+                })
+        };
+        let status: i64 = marked
+            .first()
+            .and_then(|v| redis::from_redis_value_ref(v).ok())
+            .unwrap_or(0);
+        match status {
+            1 => {}
+            -1 => return Ok(Outcome::ReadOnly),
+            -3 => return Ok(Outcome::Conflict),
+            _ => return Ok(Outcome::Missing),
+        }
+        let old_data = field(1)?;
+        let (absolute, version, end_ns, ttl) = (field(2)?, field(3)?, field(4)?, field(5)?);
+        let version: u64 = std::str::from_utf8(&version)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let copied: i64 = self.run("regenerate copy script", |c| {
+            SCRIPTS[6]
+                .key(new_key)
+                .arg(data.unwrap_or(&old_data))
+                .arg(&absolute)
+                .arg(version + 1)
+                .arg(&end_ns)
+                .arg(&ttl)
+                .invoke(c)
+        })?;
+        if copied != 1 {
+            return Ok(Outcome::Taken);
+        }
+        if grace.is_zero() {
+            self.run::<i64>("DEL", |c| redis::cmd("DEL").arg(old_key).query(c))?;
+        }
+        Ok(Outcome::Applied)
     }
 }
 
@@ -1233,6 +1619,10 @@ impl Store for RedisStore {
         // A key of another type (WRONGTYPE for HGET) is deleted all the same.
         type Reply = (redis::RedisResult<Option<Vec<u8>>>, i64);
         let (data, _): Reply = self.run("HGET and DEL", |c| {
+            if !c.supports_pipelining() {
+                let data: Option<Vec<u8>> = SCRIPTS[8].key(&key).invoke(c)?;
+                return Ok((Ok(data), 1));
+            }
             redis::pipe()
                 .atomic()
                 .ignore_errors()
@@ -1248,6 +1638,13 @@ impl Store for RedisStore {
 
     fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
         if ids.is_empty() {
+            return Ok(());
+        }
+        if matches!(self.target, Target::Cluster { .. }) {
+            // Keys of many slots: one DEL each, each routed to its node.
+            for id in ids {
+                self.destroy(id)?;
+            }
             return Ok(());
         }
         // One DEL per key, pipelined: each touches one key (one slot).
@@ -1364,14 +1761,30 @@ impl Store for RedisStore {
         // Each reply on its own: a key of another type (WRONGTYPE) is no session
         // and does not fail the others.
         type Reply = redis::RedisResult<(Option<Vec<u8>>, Option<u64>, Option<u64>)>;
-        let found: Vec<Reply> = self.run("HMGET", |c| {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
+        let found: Vec<Reply> = if matches!(self.target, Target::Cluster { .. }) {
+            // Keys of many slots: one HMGET each, each routed to its node.
+            let mut found = Vec::with_capacity(keys.len());
             for key in &keys {
-                pipe.cmd("HMGET").arg(key).arg("d").arg("a").arg("n");
+                found.push(self.run("HMGET", |c| {
+                    Ok(redis::cmd("HMGET")
+                        .arg(key)
+                        .arg("d")
+                        .arg("a")
+                        .arg("n")
+                        .query(c))
+                })?);
             }
-            pipe.query(c)
-        })?;
+            found
+        } else {
+            self.run("HMGET", |c| {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for key in &keys {
+                    pipe.cmd("HMGET").arg(key).arg("d").arg("a").arg("n");
+                }
+                pipe.query(c)
+            })?
+        };
         found
             .into_iter()
             .map(|reply| match reply {
@@ -1406,6 +1819,20 @@ impl Store for RedisStore {
         let key = self.owner_key(owner);
         let now = ms(now_ns());
         let (_, members): (i64, Vec<(Vec<u8>, f64)>) = self.run("ZRANGE", |c| {
+            if !c.supports_pipelining() {
+                let pruned: i64 = redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(&key)
+                    .arg("-inf")
+                    .arg(now)
+                    .query(c)?;
+                let members = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(c)?;
+                return Ok((pruned, members));
+            }
             redis::pipe()
                 .cmd("ZREMRANGEBYSCORE")
                 .arg(&key)
