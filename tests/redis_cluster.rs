@@ -28,15 +28,9 @@ fn code<T: std::fmt::Debug>(r: session::Result<T>) -> SessionError {
     r.expect_err("expected an error").code
 }
 
-/// One cluster for the tests that do not break it.
-fn shared() -> &'static RedisCluster {
-    static CLUSTER: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
-    CLUSTER.get_or_init(|| RedisCluster::start(3, 1))
-}
-
 #[test]
 fn every_call_works_on_a_cluster_and_sessions_spread_over_every_primary() {
-    let cluster = shared();
+    let cluster = &RedisCluster::start(3, 1);
     for grace in [0, 30] {
         let s = open(
             cluster,
@@ -277,7 +271,7 @@ fn cluster_config_is_checked_and_a_databases_entry_may_name_a_cluster() {
     );
     assert!(!message.contains("s3cret"), "{message}");
 
-    let cluster = shared();
+    let cluster = &RedisCluster::start(3, 0);
     let seeds: Vec<String> = cluster.seeds().iter().map(|s| format!("\"{s}\"")).collect();
     let json = format!(
         r#"{{"databases": {{"redis": [{{"host_id": "sessions", "cluster": [{}]}}]}},
