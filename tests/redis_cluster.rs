@@ -283,3 +283,54 @@ fn cluster_config_is_checked_and_a_databases_entry_may_name_a_cluster() {
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"{}");
     assert_eq!(cluster.keys_per_node("entry:*").values().sum::<usize>(), 1);
 }
+
+/// Credentials in the seed URLs serve every connection, including the ones to each
+/// primary that count, ids and remove_expired open for SCAN. The nodes' default
+/// user may not SCAN here, so a SCAN that did not log in as `sessions` fails.
+#[test]
+fn credentials_in_the_seed_urls_serve_count_and_scan_on_every_primary() {
+    let cluster = RedisCluster::start_with(
+        3,
+        0,
+        &[
+            "--user",
+            "sessions",
+            "on",
+            ">s3cret-pw",
+            "~*",
+            "&*",
+            "+@all",
+            "--user",
+            "default",
+            "on",
+            "nopass",
+            "~*",
+            "&*",
+            "+@all",
+            "-scan",
+        ],
+    );
+    let seeds: Vec<String> = cluster
+        .seeds()
+        .iter()
+        .map(|s| format!("\"redis://sessions:s3cret-pw@{s}\""))
+        .collect();
+    let json = format!(
+        r#"{{"sessions": {{"driver": "redis", "cluster": [{}], "owner_key": "user"}}}}"#,
+        seeds.join(", ")
+    );
+    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    for i in 0..30 {
+        s.create(format!("{{\"user\":\"u{}\"}}", i % 3).as_bytes())
+            .unwrap();
+    }
+    assert_eq!(s.count().unwrap(), 30);
+    assert_eq!(s.ids().unwrap().len(), 30);
+    assert_eq!(s.remove_expired().unwrap(), 0);
+    assert_eq!(s.count_owner(b"u1").unwrap(), 10);
+    // The default user really may not SCAN.
+    let denied = redis::cmd("SCAN")
+        .arg(0)
+        .query::<(u64, Vec<String>)>(&mut cluster.node(cluster.ports()[0]));
+    assert!(denied.is_err());
+}

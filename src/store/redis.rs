@@ -314,13 +314,23 @@ pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
         .u64_in("pool_size", 1..=1024, "an integer from 1 to 1024")?
         .map_or(DEFAULT_POOL_SIZE, |n| n as usize);
     let tls_ca_file = section.string("tls_ca_file")?.map(PathBuf::from);
-    if tls_ca_file.is_some()
-        && !matches!(&server, RedisServer::Url(url) if url.0.starts_with("rediss://"))
-    {
+    let tls = match &server {
+        RedisServer::Url(url) => url.0.starts_with("rediss://"),
+        RedisServer::Cluster { nodes, .. } => nodes.iter().all(|n| n.0.starts_with("rediss://")),
+        _ => false,
+    };
+    if matches!(&server, RedisServer::Cluster { .. }) && key_prefix.contains('{') {
         return Err(Error::config(format!(
-            "{} needs a TLS server: set {} to a rediss:// URL",
+            "{} contains '{{': on a cluster a hash tag would put every session in one slot",
+            section.key_path("key_prefix")
+        )));
+    }
+    if tls_ca_file.is_some() && !tls {
+        return Err(Error::config(format!(
+            "{} needs a TLS server: set {} (or every seed of {}) to a rediss:// URL",
             section.key_path("tls_ca_file"),
-            section.key_path("url")
+            section.key_path("url"),
+            section.key_path("cluster")
         )));
     }
     Ok(RedisConfig {
@@ -411,7 +421,18 @@ fn entry(section: &Section, root: &Root) -> Result<RedisServer> {
                 entry.key_path("sentinel")
             )));
         }
-        // The entry's own credentials and database are the primary's.
+        // The entry's own credentials and database are the primary's: given in
+        // one place only.
+        let inner = sentinel.user.is_some() || sentinel.password.is_some() || sentinel.dbindex != 0;
+        let outer = ["user", "password", "dbindex"]
+            .iter()
+            .any(|k| entry.get(k).is_some());
+        if inner && outer {
+            return Err(Error::config(format!(
+                "{}: give the primary's user, password and dbindex either in the entry or in its sentinel object, not both",
+                entry.key_path("sentinel")
+            )));
+        }
         if let Some(user) = entry.string("user")? {
             sentinel.user = Some(user.to_string());
         }
@@ -467,9 +488,12 @@ enum Target {
     /// holds a key's slot.
     Cluster {
         client: redis::cluster::ClusterClient,
-        /// For the direct connections to each primary that SCAN needs.
+        /// For the direct connections to each primary that SCAN needs: the
+        /// credentials of the entry or of the first seed URL, and with `rediss://`
+        /// seeds TLS (with the CA of `tls_ca_file`, if any).
         user: Option<String>,
         password: Option<Secret>,
+        tls: Option<Option<Vec<u8>>>,
     },
 }
 
@@ -490,10 +514,17 @@ impl Conn {
 
 struct SentinelTarget {
     config: SentinelConfig,
-    /// The primary in use, `None` until the sentinels are asked, and again after a
-    /// connection to it failed or found a replica (a failover).
-    primary: Mutex<Option<Client>>,
+    /// The primary in use (address and client), `None` until the sentinels are
+    /// asked, and again after a connection to it failed or found a replica.
+    primary: Mutex<Option<((String, u16), Client)>>,
+    /// When the sentinels are next asked whether the primary is still the same
+    /// (ns since 1970): a planned failover leaves the old primary writable for a
+    /// while, so a working connection is no proof.
+    next_check_ns: std::sync::atomic::AtomicU64,
 }
+
+/// How often a Sentinel store asks the sentinels which server is the primary.
+const SENTINEL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl SentinelTarget {
     fn forget(&self) {
@@ -504,6 +535,10 @@ impl SentinelTarget {
 struct Pool {
     /// The process the connections belong to.
     pid: u32,
+    /// Grows when the connections in existence must not be reused (the primary
+    /// changed, or one of them turned out dead): a lent one of an older
+    /// generation is closed when given back.
+    generation: u64,
     idle: Vec<Conn>,
     /// Connections in existence: idle, lent out, or being made.
     open: usize,
@@ -527,6 +562,7 @@ impl Pool {
 /// A connection lent by the pool; given back (or dropped if broken) on drop.
 struct Lent<'a> {
     store: &'a RedisStore,
+    generation: u64,
     conn: Option<Conn>,
     reused: bool,
     healthy: bool,
@@ -538,7 +574,9 @@ impl Drop for Lent<'_> {
         // A lent connection is given back in the process that borrowed it: fork()
         // is never called inside a call, and only the forking thread lives on.
         match self.conn.take() {
-            Some(conn) if self.healthy => pool.idle.push(conn),
+            Some(conn) if self.healthy && self.generation == pool.generation => {
+                pool.idle.push(conn)
+            }
             // Broken, or never made (the connect failed): free its slot.
             _ => pool.open = pool.open.saturating_sub(1),
         }
@@ -642,6 +680,7 @@ impl RedisStore {
                 let target = Target::Sentinel(SentinelTarget {
                     config: sentinel.clone(),
                     primary: Mutex::new(None),
+                    next_check_ns: std::sync::atomic::AtomicU64::new(0),
                 });
                 (target, name)
             }
@@ -666,23 +705,40 @@ impl RedisStore {
                 if let Some(password) = password {
                     builder = builder.password(&password.0);
                 }
+                let mut ca = None;
                 if let Some(path) = &config.tls_ca_file {
                     let pem = std::fs::read(path).map_err(|err| {
                         Error::config(format!("sessions.tls_ca_file {}: {err}", path.display()))
                     })?;
                     builder = builder.certs(redis::TlsCertificates {
                         client_tls: None,
-                        root_cert: Some(pem),
+                        root_cert: Some(pem.clone()),
                     });
+                    ca = Some(pem);
                 }
+                let tls = nodes
+                    .iter()
+                    .all(|n| n.0.starts_with("rediss://"))
+                    .then_some(ca);
+                // Credentials given in the first seed URL serve SCAN too.
+                let seed = nodes
+                    .first()
+                    .and_then(|n| n.0.as_str().into_connection_info().ok());
+                let seed_user = seed
+                    .as_ref()
+                    .and_then(|i| i.redis_settings().username().map(str::to_string));
+                let seed_password = seed
+                    .as_ref()
+                    .and_then(|i| i.redis_settings().password().map(|p| Secret(p.to_string())));
                 let name = format!("redis cluster {}", cluster_name(nodes));
                 let client = builder
                     .build()
                     .map_err(|err| Error::config(format!("{name}: {}", kind_only(&err))))?;
                 let target = Target::Cluster {
                     client,
-                    user: user.clone(),
-                    password: password.clone(),
+                    user: user.clone().or(seed_user),
+                    password: password.clone().or(seed_password),
+                    tls,
                 };
                 (target, name)
             }
@@ -697,6 +753,7 @@ impl RedisStore {
             pool_size: config.pool_size,
             pool: Mutex::new(Pool {
                 pid: std::process::id(),
+                generation: 0,
                 idle: Vec::new(),
                 open: 0,
             }),
@@ -706,7 +763,9 @@ impl RedisStore {
         if !config.lazy_connect {
             // One PING: a server that wants a password we lack says so now. The
             // connection stays in the pool.
-            store.run::<String>("PING", |c| redis::cmd("PING").query(c))?;
+            // (ECHO, not PING: a cluster sends PING to every primary and needs
+            // them all; ECHO goes to one node, so a store opens with one down.)
+            store.run::<String>("PING", |c| redis::cmd("ECHO").arg("PONG").query(c))?;
         }
         Ok(store)
     }
@@ -750,6 +809,9 @@ impl RedisStore {
     /// A connection: an idle one, a new one while fewer than `pool_size` exist, or
     /// the next one given back within `command_timeout`.
     fn lend(&self) -> Result<Lent<'_>> {
+        if let Target::Sentinel(sentinel) = &self.target {
+            self.recheck_primary(sentinel);
+        }
         let deadline = Instant::now() + self.command_timeout;
         let pid = std::process::id();
         let mut pool = self.pool.lock();
@@ -758,6 +820,7 @@ impl RedisStore {
             if let Some(conn) = pool.idle.pop() {
                 return Ok(Lent {
                     store: self,
+                    generation: pool.generation,
                     conn: Some(conn),
                     reused: true,
                     healthy: true,
@@ -765,9 +828,11 @@ impl RedisStore {
             }
             if pool.open < self.pool_size {
                 pool.open += 1;
+                let generation = pool.generation;
                 drop(pool);
                 let mut lent = Lent {
                     store: self,
+                    generation,
                     conn: None,
                     reused: false,
                     healthy: false,
@@ -809,13 +874,17 @@ impl RedisStore {
         // after a failover) the one the sentinels name now.
         let mut asked = false;
         loop {
-            let known = sentinel.primary.lock().clone();
+            let known = sentinel
+                .primary
+                .lock()
+                .as_ref()
+                .map(|(_, client)| client.clone());
             let client = match known {
                 Some(client) => client,
                 None => {
                     asked = true;
-                    let client = self.ask_sentinels(&sentinel.config)?;
-                    *sentinel.primary.lock() = Some(client.clone());
+                    let (addr, client) = self.ask_sentinels(&sentinel.config)?;
+                    *sentinel.primary.lock() = Some((addr, client.clone()));
                     client
                 }
             };
@@ -835,7 +904,7 @@ impl RedisStore {
     }
 
     /// The primary named by the first sentinel that answers.
-    fn ask_sentinels(&self, config: &SentinelConfig) -> Result<Client> {
+    fn ask_sentinels(&self, config: &SentinelConfig) -> Result<((String, u16), Client)> {
         let mut last = None;
         for (host, port) in &config.nodes {
             let info = tcp_info(
@@ -863,9 +932,11 @@ impl RedisStore {
                         config.password.as_ref(),
                         config.dbindex,
                     )?;
-                    return Client::open(info).map_err(|err| {
-                        self.error("cannot use the primary the sentinels name", &err)
-                    });
+                    return Client::open(info)
+                        .map(|client| ((host, port), client))
+                        .map_err(|err| {
+                            self.error("cannot use the primary the sentinels name", &err)
+                        });
                 }
                 Ok(None) => {
                     last = Some(Error::new(
@@ -887,10 +958,15 @@ impl RedisStore {
     /// Fails when the server is not a primary (a demoted one, until the sentinels
     /// have reconfigured it, still answers reads).
     fn check_primary(&self, conn: &mut redis::Connection) -> Result<()> {
-        let role: Vec<redis::Value> = redis::cmd("ROLE")
-            .query(conn)
-            .map_err(|err| self.error("ROLE", &err))?;
-        match role.first().map(redis::from_redis_value_ref::<String>) {
+        // HELLO (without a protocol version: the connection stays as it is) tells
+        // the role to any user; ROLE needs @admin.
+        let hello: std::collections::HashMap<String, redis::Value> =
+            match redis::cmd("HELLO").query(conn) {
+                Ok(hello) => hello,
+                Err(err) if err.code() == Some("NOPERM") => return Ok(()),
+                Err(err) => return Err(self.error("HELLO", &err)),
+            };
+        match hello.get("role").map(redis::from_redis_value_ref::<String>) {
             Some(Ok(role)) if role == "master" => Ok(()),
             _ => Err(Error::new(
                 SessionError::StorageUnavailable,
@@ -921,6 +997,40 @@ impl RedisStore {
         let dropped = pool.idle.len();
         pool.idle.clear();
         pool.open -= dropped;
+        pool.generation += 1;
+    }
+
+    /// At most once per `SENTINEL_CHECK_INTERVAL`, asks the sentinels which server
+    /// is the primary; when it is another one, every connection to the old one is
+    /// dropped (idle ones now, lent ones when given back). A failed check changes
+    /// nothing: the calls themselves report an unreachable primary.
+    fn recheck_primary(&self, sentinel: &SentinelTarget) {
+        use std::sync::atomic::Ordering;
+        let now = now_ns();
+        let due = sentinel.next_check_ns.load(Ordering::Relaxed);
+        if now < due
+            || sentinel
+                .next_check_ns
+                .compare_exchange(
+                    due,
+                    now.saturating_add(super::nanos(SENTINEL_CHECK_INTERVAL)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let Ok((addr, client)) = self.ask_sentinels(&sentinel.config) else {
+            return;
+        };
+        let mut primary = sentinel.primary.lock();
+        let changed = primary.as_ref().is_some_and(|(known, _)| *known != addr);
+        *primary = Some((addr, client));
+        drop(primary);
+        if changed {
+            self.drop_idle();
+        }
     }
 
     /// Runs one command (or script, or pipeline) on a pooled connection. A stale
@@ -946,7 +1056,8 @@ impl RedisStore {
                     // A demoted primary refuses writes: the command did not run. (Redis
                     // drops its clients when it becomes a replica, so this is for a
                     // connection made to it while the sentinels still named it.)
-                    let demoted = err.code() == Some("READONLY");
+                    let demoted = err.code() == Some("READONLY")
+                        || (err.code() == Some("ERR") && err.to_string().contains("READONLY"));
                     let broken = err.is_io_error() || err.is_unrecoverable_error() || demoted;
                     if broken {
                         lent.healthy = false;
@@ -1077,20 +1188,29 @@ fn interrupted(err: &redis::RedisError) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::Interrupted)
 }
 
+/// ARGV: data, absolute end (ms), TTL (ms), end (ns), request token ("": none).
+/// 1 created (or created by this same request, sent again), 0 taken.
 const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 't') == ARGV[5] then return 1 end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', 1, 'n', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 't', ARGV[5]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1";
 
-/// ARGV: data, now (ms), idle timeout (ms, 0: none), expected version ("": any).
-/// 1 done, 0 missing, -1 read-only, -3 another version.
+/// ARGV: data, now (ms), idle timeout (ms, 0: none), expected version ("": any),
+/// request token ("": none). 1 done (or done by this same request, sent again), 0
+/// missing, -1 read-only, -3 another version.
 const UPDATE: &str = r"
-local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v')
+local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v', 't')
 if not f[1] then return 0 end
+if ARGV[5] ~= '' and f[4] == ARGV[5] then return 1 end
 if f[2] then return -1 end
 if ARGV[4] ~= '' and f[3] ~= ARGV[4] then return -3 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 't', ARGV[5]) end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 local idle = tonumber(ARGV[3])
 if idle > 0 then
@@ -1159,28 +1279,48 @@ return 1";
 /// it never run, the old id ends soon anyway). ARGV: now (ms), idle timeout (ms,
 /// 0: none), hold (ms), expected version ("": any). Returns {1, data, absolute
 /// end, version, end in ns, TTL for the new key} or {0} missing, {-1} read-only,
-/// {-3} another version.
+/// {-3} another version. ARGV[5], the request token, marks the key (`r`), so that
+/// the same request sent again gets the same answer.
 const REGENERATE_MARK: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'a', 'r', 'v', 'd', 'n')
 if not f[1] then return {0} end
+if f[2] and f[2] == ARGV[5] then
+  local ttl = tonumber(f[1]) - tonumber(ARGV[1])
+  local idle = tonumber(ARGV[2])
+  if idle > 0 and idle < ttl then ttl = idle end
+  return {1, f[4], f[1], f[3], f[5] or '', string.format('%d', ttl)}
+end
 if f[2] then return {-1} end
 if ARGV[4] ~= '' and f[3] ~= ARGV[4] then return {-3} end
 local ttl = tonumber(f[1]) - tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
 if idle > 0 and idle < ttl then ttl = idle end
 if ttl <= 0 then return {0} end
-redis.call('HSET', KEYS[1], 'r', 1)
+redis.call('HSET', KEYS[1], 'r', ARGV[5])
 local hold = tonumber(ARGV[3])
 if hold < redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], hold) end
-return {1, f[4], f[1], f[3], f[5] or '', tostring(ttl)}";
+return {1, f[4], f[1], f[3], f[5] or '', string.format('%d', ttl)}";
 
 /// Regenerate on a cluster, step 2: the new key, only if it does not exist. ARGV:
-/// data, absolute end (ms), version, end in ns ("": none), TTL (ms). 1 or 0 (taken).
+/// data, absolute end (ms), version, end in ns ("": none), TTL (ms), request
+/// token. 1 (also for this same request sent again) or 0 (taken).
 const REGENERATE_COPY: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 't') == ARGV[6] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', ARGV[2], 'v', ARGV[3], 't', ARGV[6])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[4]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1";
+
+/// Regenerate on a cluster, when step 2 found the new id taken: the old key is
+/// writable again, with its TTL (ARGV[1] ms) back.
+const REGENERATE_UNDO: &str = r"
+if redis.call('HGET', KEYS[1], 'r') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], 'r')
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
 return 1";
 
 /// How long the old id of a session regenerated on a cluster without a grace
@@ -1200,7 +1340,7 @@ redis.call('DEL', KEYS[1])
 if ok then return d end
 return false";
 
-static SCRIPTS: Lazy<[Script; 9]> = Lazy::new(|| {
+static SCRIPTS: Lazy<[Script; 10]> = Lazy::new(|| {
     [
         Script::new(CREATE),
         Script::new(UPDATE),
@@ -1211,6 +1351,7 @@ static SCRIPTS: Lazy<[Script; 9]> = Lazy::new(|| {
         Script::new(REGENERATE_COPY),
         Script::new(READ),
         Script::new(TAKE),
+        Script::new(REGENERATE_UNDO),
     ]
 });
 
@@ -1258,7 +1399,7 @@ impl RedisStore {
     /// pipelined), moving the idle end when a read should.
     fn read(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
         let key = self.key(id);
-        type Fields = (Option<Vec<u8>>, Option<u64>, Option<i64>, Option<u64>);
+        type Fields = (Option<Vec<u8>>, Option<u64>, Option<Vec<u8>>, Option<u64>);
         let ((data, absolute_ms, read_only, version), pttl): (Fields, i64) =
             self.run("HMGET", |c| {
                 if !c.supports_pipelining() {
@@ -1289,6 +1430,7 @@ impl RedisStore {
 
     /// Replaces the data (with `expected`, only while the version is that one).
     fn write(&self, id: &SessionId, data: &[u8], expected: Option<u64>) -> Result<Outcome> {
+        let token = self.request_token();
         let key = self.key(id);
         let idle_ms = self.idle_ms();
         let now = now_ns();
@@ -1300,6 +1442,7 @@ impl RedisStore {
                 .arg(ms(now))
                 .arg(idle_ms)
                 .arg(&expected)
+                .arg(&token)
                 .invoke::<i64>(c)
         })?;
         Ok(match done {
@@ -1315,19 +1458,50 @@ impl RedisStore {
     /// Calls `each` with every key `SCAN` finds for `pattern`, 1,000 per round
     /// trip (a key may come twice).
     fn scan(&self, pattern: &[u8], mut each: impl FnMut(Vec<u8>) -> Result<()>) -> Result<()> {
-        let Target::Cluster { user, password, .. } = &self.target else {
+        let Target::Cluster {
+            user,
+            password,
+            tls,
+            ..
+        } = &self.target
+        else {
             return self.scan_node(pattern, &mut each, &mut |what, command| {
                 self.run(what, command)
             });
         };
         // Each primary holds its own slots: SCAN them all, one connection each.
         for (host, port) in self.primaries()? {
-            let info = tcp_info(&host, port, user.as_deref(), password.as_ref(), 0)?;
-            let mut conn = Client::open(info)
+            let mut info = tcp_info(&host, port, user.as_deref(), password.as_ref(), 0)?;
+            if tls.is_some() {
+                let addr = ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port,
+                    insecure: false,
+                    tls_params: None,
+                };
+                info = addr
+                    .into_connection_info()
+                    .map_err(|err| self.error("TLS", &err))?
+                    .set_redis_settings(info.redis_settings().clone());
+            }
+            let held = SignalsHeld::new();
+            let client = match tls {
+                Some(Some(pem)) => Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                ),
+                _ => Client::open(info),
+            };
+            let mut conn = client
                 .and_then(|client| client.get_connection_with_timeout(self.connect_timeout))
                 .map_err(|err| self.error(&format!("cannot connect to {host}:{port}"), &err))?;
             conn.set_read_timeout(Some(self.command_timeout))
+                .and_then(|()| conn.set_write_timeout(Some(self.command_timeout)))
                 .map_err(|err| self.error("cannot set timeouts", &err))?;
+            drop(held);
             self.scan_node(pattern, &mut each, &mut |what, command| {
                 let _held = SignalsHeld::new();
                 command(&mut conn).map_err(|err| self.error(what, &err))
@@ -1468,6 +1642,31 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// A token naming one write request on a cluster, which the write scripts
+    /// store (`t`, or `r` for a regenerate's mark) so that the same request, sent
+    /// again by the cluster client after a timeout or a lost connection although
+    /// Redis ran it, gets the same answer instead of being applied twice. Empty on
+    /// one server or Sentinel, where a write is never sent twice.
+    fn request_token(&self) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        if !matches!(self.target, Target::Cluster { .. }) {
+            return String::new();
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        static SEED: Lazy<String> = Lazy::new(|| {
+            SessionId::generate().map_or_else(
+                |_| format!("{:x}", now_ns()),
+                |id| id.as_str()[..16].to_string(),
+            )
+        });
+        format!(
+            "{}{:x}.{:x}",
+            *SEED,
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
     /// Regenerate on a cluster, in three steps that are safe when cut short: the
     /// old key is marked read-only with a short TTL (a cut here ends the session
     /// within `CLUSTER_REGENERATE_HOLD_MS` or the grace: a logout, never two
@@ -1482,6 +1681,7 @@ impl RedisStore {
         expected: &str,
         data: Option<&[u8]>,
     ) -> Result<Outcome> {
+        let token = self.request_token();
         let grace = self.expiry.regenerate_grace;
         let hold_ms = if grace.is_zero() {
             CLUSTER_REGENERATE_HOLD_MS
@@ -1496,6 +1696,7 @@ impl RedisStore {
                 .arg(idle_ms)
                 .arg(hold_ms)
                 .arg(expected)
+                .arg(&token)
                 .invoke(c)
         })?;
         let field = |i: usize| -> Result<Vec<u8>> {
@@ -1533,13 +1734,21 @@ impl RedisStore {
                 .arg(version + 1)
                 .arg(&end_ns)
                 .arg(&ttl)
+                .arg(&token)
                 .invoke(c)
         })?;
         if copied != 1 {
+            // The new id is taken (never, with 256-bit ids): give the old one back
+            // its writes and TTL, so the caller can retry with another id.
+            self.run::<i64>("regenerate undo script", |c| {
+                SCRIPTS[9].key(old_key).arg(&ttl).arg(&token).invoke(c)
+            })?;
             return Ok(Outcome::Taken);
         }
         if grace.is_zero() {
-            self.run::<i64>("DEL", |c| redis::cmd("DEL").arg(old_key).query(c))?;
+            // Best effort: the session has moved; an old key left behind is
+            // read-only and ends within CLUSTER_REGENERATE_HOLD_MS.
+            let _ = self.run::<i64>("DEL", |c| redis::cmd("DEL").arg(old_key).query(c));
         }
         Ok(Outcome::Applied)
     }
@@ -1568,6 +1777,7 @@ fn glob_literal(text: &[u8]) -> Vec<u8> {
 
 impl Store for RedisStore {
     fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome> {
+        let token = self.request_token();
         let now = now_ns();
         let absolute_ns = now.saturating_add(super::nanos(lifetime));
         let end_ns = self.expiry.idle_end(now, absolute_ns).min(absolute_ns);
@@ -1579,6 +1789,7 @@ impl Store for RedisStore {
                 .arg(ms(absolute_ns))
                 .arg(ms(end_ns - now).max(1))
                 .arg(absolute_ns)
+                .arg(&token)
                 .invoke::<i64>(c)
         })?;
         Ok(if created == 1 {
@@ -1766,12 +1977,16 @@ impl Store for RedisStore {
             let mut found = Vec::with_capacity(keys.len());
             for key in &keys {
                 found.push(self.run("HMGET", |c| {
-                    Ok(redis::cmd("HMGET")
+                    match redis::cmd("HMGET")
                         .arg(key)
                         .arg("d")
                         .arg("a")
                         .arg("n")
-                        .query(c))
+                        .query(c)
+                    {
+                        Err(err) if err.code() == Some("WRONGTYPE") => Ok(Err(err)),
+                        other => other.map(Ok),
+                    }
                 })?);
             }
             found
