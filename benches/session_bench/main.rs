@@ -10,17 +10,20 @@
 //!                         10, quick 2), e.g. longer to attach a profiler.
 //!        BENCH_ONLY=<list> run only these phases, comma-separated: `churn` (9),
 //!                         `encryption` (9b), `owner` (9c, and 10b unless BENCH_REDIS=0;
-//!                         BENCH_REDIS=only: just 10b).
+//!                         BENCH_REDIS=only: just 10b), `topologies` (10c: single
+//!                         Redis, Sentinel and Cluster side by side, ~75 s).
 //!        BENCH_REDIS=0    skip the Redis phase (10); BENCH_REDIS=only runs just that phase.
-//!                         The Redis phase needs `redis-server` and `redis-benchmark` in
-//!                         PATH (`bash tests/run_all.sh` installs them); without them the
-//!                         bench says so and exits with status 2 before measuring anything.
+//!                         The Redis phases need `redis-server`, `redis-benchmark` and
+//!                         `redis-cli` in PATH (`bash tests/run_all.sh` installs them);
+//!                         without them the bench says so and exits with status 2
+//!                         before measuring anything.
 //!
 //! Files: `main.rs` (this: parameters, phase order), `common.rs` (data, the C API
 //! helpers, a `session_store_t` wrapper), `floor.rs` (the bare system calls),
 //! `stats.rs`, `report.rs` (tables, targets), and one file per driver: `memory.rs`,
 //! `file.rs`, `churn.rs` (the file driver under multi-process churn), `redis_driver.rs`,
-//! and `contents.rs` (encryption at rest and the owner index, on every driver).
+//! `topologies.rs` (single Redis, Sentinel and Cluster), and `contents.rs`
+//! (encryption at rest and the owner index, on every driver).
 //!
 //! Every operation goes through the exported `extern "C"` functions of
 //! `session::ffi` with `*const c_char` arguments, as a C server calls them: the
@@ -88,6 +91,17 @@
 //!  10. Redis driver against `redis-benchmark` and bare SCAN round trips (see
 //!      redis_driver.rs); with 1 thread also set_value and update_if; 10b: the
 //!      owner index on Redis, as 9c, on a redis-server of its own;
+//!      10c: the Redis topologies (see topologies.rs), all started by the bench on
+//!      free loopback ports: one redis-server; Sentinel (1 primary, 1 replica, 3
+//!      sentinels; tests/support/redis_sentinel.rs); Cluster (3 primaries, 3
+//!      replicas, `redis-cli --cluster create`; tests/support/redis_cluster.rs).
+//!      On each, create, get and set_value through `session_store_*` with 1 and 8
+//!      threads (ops/s, mean, p50, p99) beside `redis-benchmark -t set,get` with
+//!      `-c 1` and `-c 8` on the same servers (`-p` the primary; on the cluster
+//!      `--cluster`), 3 rounds (2 quick) of interleaved, alternating measurements
+//!      of about a second each; prints the ratios and each topology's ops/s
+//!      against the single node's; ~75 s with the start of the servers (quick:
+//!      ~20 s); no targets, for information;
 //!  11. cleanup (unlinks everything left; at the very end).
 //!
 //! If every candidate directory is slow, the notes say so (WARNING): absolute create
@@ -113,6 +127,7 @@ mod memory;
 mod redis_driver;
 mod report;
 mod stats;
+mod topologies;
 
 use common::{fs_name, fs_type, progress, Rng};
 use redis_driver::RedisMode;
@@ -296,7 +311,7 @@ fn main() {
     let mut rng = Rng(seed);
     let mut rep = Report::default();
 
-    // BENCH_ONLY=churn,encryption,owner: just those phases.
+    // BENCH_ONLY=churn,encryption,owner,topologies: just those phases.
     if let Some(only) = &only {
         if only.iter().any(|o| o == "churn") {
             churn::phase(&p, &run_dir, &mut rep, start);
@@ -312,6 +327,10 @@ fn main() {
                 contents::owner_redis(&p, &mut rep, start);
             }
         }
+        if only.iter().any(|o| o == "topologies") {
+            redis_driver::require_redis_tools();
+            topologies::phase(&p, &mut rep, start);
+        }
         report::print_report(&p, &rep);
         return;
     }
@@ -320,10 +339,11 @@ fn main() {
     let dirs = (redis_mode != RedisMode::Only)
         .then(|| local_phases(&p, &run_dir, &mut rng, &mut rep, start));
 
-    // 10. Redis driver
+    // 10. Redis driver; 10b. its owner index; 10c. Redis topologies
     if redis_mode != RedisMode::Off {
         redis_driver::redis_phase(&p, &mut rep, start);
         contents::owner_redis(&p, &mut rep, start);
+        topologies::phase(&p, &mut rep, start);
     }
 
     report::print_report(&p, &rep);
@@ -337,9 +357,11 @@ fn only_from_env() -> Option<Vec<String>> {
     let only: Vec<String> = only.split(',').map(|o| o.trim().to_string()).collect();
     if let Some(bad) = only
         .iter()
-        .find(|o| !["churn", "encryption", "owner"].contains(&o.as_str()))
+        .find(|o| !["churn", "encryption", "owner", "topologies"].contains(&o.as_str()))
     {
-        eprintln!("session_bench: unknown BENCH_ONLY phase {bad:?} (churn, encryption, owner)");
+        eprintln!(
+            "session_bench: unknown BENCH_ONLY phase {bad:?} (churn, encryption, owner, topologies)"
+        );
         std::process::exit(2);
     }
     Some(only)

@@ -78,10 +78,11 @@ fn in_path(name: &str) -> bool {
     })
 }
 
-/// The Redis phase needs both programs; without them the bench stops (non-zero)
-/// before doing anything, rather than silently leaving the phase out.
+/// The Redis phases need these programs (redis-cli: `--cluster create` for the
+/// topologies phase); without them the bench stops (non-zero) before doing
+/// anything, rather than silently leaving the phase out.
 pub fn require_redis_tools() {
-    let missing: Vec<&str> = ["redis-server", "redis-benchmark"]
+    let missing: Vec<&str> = ["redis-server", "redis-benchmark", "redis-cli"]
         .into_iter()
         .filter(|n| !in_path(n))
         .collect();
@@ -200,15 +201,15 @@ impl ROp {
 /// One round of one side: throughput over the wall time of the round, latencies
 /// per call (ns).
 #[derive(Clone, Copy, Default)]
-struct RStat {
-    ops_s: f64,
-    avg_ns: f64,
-    p50_ns: f64,
-    p99_ns: f64,
+pub struct RStat {
+    pub ops_s: f64,
+    pub avg_ns: f64,
+    pub p50_ns: f64,
+    pub p99_ns: f64,
 }
 
 /// Median over the rounds of each field.
-fn rstat_median(rounds: &[RStat]) -> RStat {
+pub fn rstat_median(rounds: &[RStat]) -> RStat {
     RStat {
         ops_s: median_of(rounds.iter().map(|r| r.ops_s)),
         avg_ns: median_of(rounds.iter().map(|r| r.avg_ns)),
@@ -364,7 +365,24 @@ fn redis_benchmark(
     keyspace: usize,
     cpu: Option<usize>,
 ) -> [RStat; 2] {
+    redis_benchmark_on(port, false, clients, n, keyspace, cpu)
+}
+
+/// `redis_benchmark`, with `cluster`: `--cluster`, `port` being any node of a
+/// Redis Cluster (redis-benchmark reads the slot map from it and sends each
+/// request to the primary of its key's slot).
+pub fn redis_benchmark_on(
+    port: u16,
+    cluster: bool,
+    clients: usize,
+    n: usize,
+    keyspace: usize,
+    cpu: Option<usize>,
+) -> [RStat; 2] {
     let mut cmd = std::process::Command::new("redis-benchmark");
+    if cluster {
+        cmd.arg("--cluster");
+    }
     if let Some(cpu) = cpu {
         use std::os::unix::process::CommandExt;
         // SAFETY: only a raw syscall between fork and exec.
@@ -463,7 +481,7 @@ pub fn server_pid(server: &redis_server::RedisServer) -> Option<libc::pid_t> {
 
 /// Writes `key:000000000000`..`key:<keyspace-1>` (the names redis-benchmark's `-r`
 /// makes) with 200-byte values.
-fn prepopulate_keyspace(server: &redis_server::RedisServer, keyspace: usize) {
+pub fn prepopulate_keyspace(server: &redis_server::RedisServer, keyspace: usize) {
     let mut conn = server.admin();
     let value = [b'x'; DATA_LEN];
     for start in (0..keyspace).step_by(1000) {

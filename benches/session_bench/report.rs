@@ -33,6 +33,8 @@ pub struct Report {
     pub scan_floor_per_entry: Option<f64>,
     /// The Redis phase's table and notes, printed as they are.
     pub redis: Vec<String>,
+    /// Phase 10c: the Redis topologies (single, Sentinel, Cluster).
+    pub topologies: Vec<String>,
     /// Encryption at rest and the owner index (contents.rs), printed as they are.
     pub contents: Vec<String>,
 }
@@ -110,6 +112,13 @@ pub fn print_report(p: &Params, rep: &Report) {
         println!();
         println!("redis driver vs redis-benchmark (same run, same redis-server):");
         for l in &rep.redis {
+            println!("  {l}");
+        }
+    }
+    if !rep.topologies.is_empty() {
+        println!();
+        println!("redis topologies vs redis-benchmark (same run, same servers):");
+        for l in &rep.topologies {
             println!("  {l}");
         }
     }

@@ -588,6 +588,11 @@ impl FileStore {
         (slot, live): (usize, Descriptor),
         size: u64,
     ) -> Result<(usize, Descriptor)> {
+        // A write adds at most 2 to `seq` and 1 to `version`; past MAX_COUNTER the
+        // new descriptor would not decode (and the write would seem lost).
+        if live.seq > format::MAX_COUNTER - 3 || live.version > format::MAX_COUNTER - 2 {
+            return Err(self.damaged());
+        }
         if self.whole(file, &live, size)? {
             return Ok((slot, live));
         }
