@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::redis_cluster::RedisCluster;
+use support::redis_server::assert_outage;
 
 fn open(cluster: &RedisCluster, extra: &str) -> Sessions {
     let seeds: Vec<String> = cluster.seeds().iter().map(|s| format!("\"{s}\"")).collect();
@@ -200,15 +201,7 @@ fn a_killed_primary_is_replaced_and_the_library_serves_again() {
             .collect();
         let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         for err in &errors {
-            assert!(
-                matches!(
-                    err.code,
-                    SessionError::StorageUnavailable | SessionError::Timeout
-                ),
-                "{:?}: {}",
-                err.code,
-                err.message
-            );
+            assert_outage(err);
         }
         failed += errors.len();
         if errors.is_empty() && s.create(b"{}").is_ok() {

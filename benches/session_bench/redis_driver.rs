@@ -233,7 +233,7 @@ fn our_redis_round(
 ) -> (RStat, Vec<CString>) {
     let data = [json_data(seed), json_data(seed ^ 1)];
     let barrier = std::sync::Barrier::new(threads);
-    let results: Vec<(Instant, Instant, Vec<u64>, Vec<CString>)> = std::thread::scope(|s| {
+    let results: Vec<ThreadRun> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (data, barrier) = (&data, &barrier);
@@ -311,6 +311,16 @@ fn our_redis_round(
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    aggregate(results)
+}
+
+/// What each thread of a threaded run returns: its start and end, its per-call
+/// latencies (ns) and the ids it created.
+pub type ThreadRun = (Instant, Instant, Vec<u64>, Vec<CString>);
+
+/// The threads' runs as one: ops/s over the whole span, mean and percentiles over
+/// every call, and every id created.
+pub fn aggregate(results: Vec<ThreadRun>) -> (RStat, Vec<CString>) {
     let begin = results.iter().map(|r| r.0).min().unwrap();
     let end = results.iter().map(|r| r.1).max().unwrap();
     let mut samples: Vec<u64> = results.iter().flat_map(|r| r.2.iter().copied()).collect();

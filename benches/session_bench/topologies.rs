@@ -37,7 +37,9 @@
 
 use crate::common::{json_data, last_error, progress, take_id_of, thousands, timed, Handle, Rng};
 use crate::file::{VALUES, VALUE_KEY};
-use crate::redis_driver::{pin, prepopulate_keyspace, redis_benchmark_on, rstat_median, RStat};
+use crate::redis_driver::{
+    aggregate, pin, prepopulate_keyspace, redis_benchmark_on, rstat_median, RStat, ThreadRun,
+};
 use crate::report::Report;
 use crate::Params;
 use session::ffi::{session_store_create, session_store_get, session_store_set_value};
@@ -163,7 +165,7 @@ fn our_round(
 ) -> (RStat, Vec<CString>) {
     let data = [json_data(seed), json_data(seed ^ 1)];
     let barrier = std::sync::Barrier::new(threads);
-    let results: Vec<(Instant, Instant, Vec<u64>, Vec<CString>)> = std::thread::scope(|s| {
+    let results: Vec<ThreadRun> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (data, barrier) = (&data, &barrier);
@@ -216,20 +218,7 @@ fn our_round(
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let begin = results.iter().map(|r| r.0).min().unwrap();
-    let end = results.iter().map(|r| r.1).max().unwrap();
-    let mut samples: Vec<u64> = results.iter().flat_map(|r| r.2.iter().copied()).collect();
-    let created: Vec<CString> = results.into_iter().flat_map(|r| r.3).collect();
-    samples.sort_unstable();
-    let n = samples.len();
-    let pct = |q: f64| samples[((n as f64 * q) as usize).min(n - 1)] as f64;
-    let stat = RStat {
-        ops_s: n as f64 / (end - begin).as_secs_f64(),
-        avg_ns: samples.iter().sum::<u64>() as f64 / n as f64,
-        p50_ns: pct(0.50),
-        p99_ns: pct(0.99),
-    };
-    (stat, created)
+    aggregate(results)
 }
 
 /// Phase 10c: see the top of the file.

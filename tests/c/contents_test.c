@@ -1355,7 +1355,9 @@ static int set_cookie_is(const char *got, const char *name, const char *id, long
         free(want);
         return ok;
     }
-    for (time_t t = t0; t <= t1; t++) {
+    /* time() reads the coarse clock, a few ms behind the library's: the library
+     * may already be in the next second. */
+    for (time_t t = t0; t <= t1 + 1; t++) {
         time_t end = t + lifetime;
         struct tm tm;
         char date[64];

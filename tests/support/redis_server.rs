@@ -170,3 +170,17 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Asserts that a call failed the way an outage should: the store is unavailable
+/// or timed out (503), never "no such session" or anything else.
+pub fn assert_outage(err: &session::Error) {
+    assert!(
+        matches!(
+            err.code,
+            session::SessionError::StorageUnavailable | session::SessionError::Timeout
+        ),
+        "{:?}: {}",
+        err.code,
+        err.message
+    );
+}
