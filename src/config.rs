@@ -545,6 +545,105 @@ mod tests {
         assert!(err(r#"{"sessions": {"driver": "tape"}}"#).contains("not a known driver"));
     }
 
+    /// `lifetime`, `max_lifetime` and `idle_timeout` accept any number of seconds
+    /// from 1 to 315360000 (ten years), as the README's table says, and nothing
+    /// beyond.
+    #[test]
+    fn durations_accept_up_to_ten_years_and_no_more() {
+        const TEN_YEARS: u64 = 315_360_000;
+        let store = one(&format!(
+            r#"{{"sessions": {{"driver": "memory", "lifetime": {TEN_YEARS},
+                 "max_lifetime": {TEN_YEARS}, "idle_timeout": {TEN_YEARS}}}}}"#
+        ));
+        assert_eq!(store.lifetime, Duration::from_secs(TEN_YEARS));
+        assert_eq!(store.max_lifetime, Duration::from_secs(TEN_YEARS));
+        assert_eq!(
+            store.expiry.idle_timeout,
+            Some(Duration::from_secs(TEN_YEARS))
+        );
+        for key in ["lifetime", "max_lifetime", "idle_timeout"] {
+            let message = err(&format!(
+                r#"{{"sessions": {{"driver": "memory", "{key}": {}}}}}"#,
+                TEN_YEARS + 1
+            ));
+            assert!(
+                message.contains(&format!("sessions.{key} must be a positive integer (seconds) of at most 315360000 (ten years)")),
+                "{message}"
+            );
+        }
+    }
+
+    /// A single store is read as one store even when every key it has holds an
+    /// object: `{"sessions": {"cookie": {...}}}` is the single shape with its cookie
+    /// settings (here missing the file driver's `storage_name`), not a map holding
+    /// a store named "cookie".
+    #[test]
+    fn a_single_store_whose_keys_all_hold_objects_is_not_a_map_of_stores() {
+        let message = err(r#"{"sessions": {"cookie": {"name": "sid"}}}"#);
+        assert!(
+            message.contains("sessions.storage_name is required for the file driver"),
+            "{message}"
+        );
+    }
+
+    /// A cookie that browsers would drop is refused with a message naming the
+    /// section it comes from (README, Cookies: "naming the key"), also in a map of
+    /// named stores.
+    #[test]
+    fn refused_cookie_rules_name_their_section() {
+        let message = err(
+            r#"{"sessions": {"driver": "memory", "cookie": {"same_site": "None", "secure": false}}}"#,
+        );
+        assert!(
+            message.starts_with("sessions.cookie: same_site \"None\" needs \"secure\": true"),
+            "{message}"
+        );
+        let message = err(
+            r#"{"sessions": {"web": {"driver": "memory", "cookie": {"name": "__Host-sid", "path": "/app"}}}}"#,
+        );
+        assert!(
+            message.starts_with("sessions.web.cookie: a name starting with __Host- needs"),
+            "{message}"
+        );
+    }
+
+    /// A wrong value is quoted in full up to 60 characters (the README's
+    /// `..., got 0`), and a longer one by its first 57 bytes and `...`, cut on a
+    /// character boundary.
+    #[test]
+    fn wrong_values_are_quoted_in_full_or_by_a_short_prefix() {
+        let wrong = |value: &str| {
+            err(&format!(
+                r#"{{"sessions": {{"driver": "memory", "lifetime": {value}}}}}"#
+            ))
+        };
+        assert_eq!(
+            wrong("0"),
+            "sessions.lifetime must be a positive integer (seconds) of at most 315360000 (ten years), got 0"
+        );
+        // 60 characters with the quotes: shown whole.
+        let sixty = format!("\"{}\"", "x".repeat(58));
+        assert!(
+            wrong(&sixty).ends_with(&format!(", got {sixty}")),
+            "{}",
+            wrong(&sixty)
+        );
+        // Longer: the first 57 bytes, then "...".
+        let long = format!("\"{}\"", "x".repeat(100));
+        assert!(
+            wrong(&long).ends_with(&format!(", got {}...", &long[..57])),
+            "{}",
+            wrong(&long)
+        );
+        // A character across byte 57 is left out whole, never cut in two.
+        let accented = format!("\"{}é{}\"", "x".repeat(55), "x".repeat(40));
+        assert!(
+            wrong(&accented).ends_with(&format!(", got \"{}...", "x".repeat(55))),
+            "{}",
+            wrong(&accented)
+        );
+    }
+
     #[test]
     #[cfg(feature = "redis")]
     fn redis_values_that_may_hold_a_secret_are_never_quoted() {

@@ -107,3 +107,34 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An I/O error of a store that timed out (`ETIMEDOUT`, such as a storage root
+    /// on a network file system that stops answering, or `EAGAIN`) is
+    /// `SESSION_ERROR_TIMEOUT`, "the store did not answer in time"; every other
+    /// I/O error is `SESSION_ERROR_STORAGE_UNAVAILABLE`. The message says what was
+    /// being done.
+    #[test]
+    fn io_errors_that_timed_out_are_timeouts() {
+        for (kind, code) in [
+            (io::ErrorKind::TimedOut, SessionError::Timeout),
+            (io::ErrorKind::WouldBlock, SessionError::Timeout),
+            (
+                io::ErrorKind::PermissionDenied,
+                SessionError::StorageUnavailable,
+            ),
+            (io::ErrorKind::NotFound, SessionError::StorageUnavailable),
+        ] {
+            let err = Error::io("session directory /x: write", io::Error::from(kind));
+            assert_eq!(err.code, code, "{kind:?}");
+            assert!(
+                err.message.starts_with("session directory /x: write: "),
+                "{}",
+                err.message
+            );
+        }
+    }
+}
