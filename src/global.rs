@@ -142,3 +142,31 @@ pub fn shutdown() {
     let old = std::mem::replace(&mut *STATE.write(), State::Unset);
     drop(old);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SESSION_CONFIG` set to the empty string counts as not set: the implicit
+    /// configuration is the embedded default (files in `./sessions`), not a read
+    /// of a file named "". A value that is not empty names the file to read.
+    #[test]
+    fn an_empty_session_config_means_the_embedded_default() {
+        // No other unit test reads or sets SESSION_CONFIG.
+        let outside = std::env::var_os(CONFIG_ENV);
+        std::env::set_var(CONFIG_ENV, "");
+        let empty = implicit_config();
+        std::env::set_var(CONFIG_ENV, "/nonexistent/libsession-config.json");
+        let named = implicit_config();
+        match outside {
+            Some(value) => std::env::set_var(CONFIG_ENV, value),
+            None => std::env::remove_var(CONFIG_ENV),
+        }
+        assert_eq!(empty.unwrap(), Config::embedded_default());
+        let message = named.unwrap_err().message;
+        assert!(
+            message.contains("cannot read config file /nonexistent/libsession-config.json"),
+            "{message}"
+        );
+    }
+}

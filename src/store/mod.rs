@@ -133,6 +133,8 @@ pub trait Store: Send + Sync {
                 return Ok(Outcome::Applied);
             };
             match self.update_if(id, &new, version)? {
+                // cargo-mutants: `<=` for `<` is equivalent: they differ only when the
+                // clock reads exactly the deadline, and then allow one try more.
                 Outcome::Conflict if Instant::now() < deadline => {
                     conflicts += 1;
                     backoff(conflicts);
@@ -247,6 +249,10 @@ pub(crate) fn too_many_conflicts(conflicts: u32) -> Error {
 /// random wait up to a bound that grows to 1 ms, so that writers of one session stop
 /// colliding in lock step.
 pub(crate) fn backoff(n: u32) {
+    // cargo-mutants: `==` or `<=` for `<` are equivalent in effect: as `<` does, they
+    // pause after every conflict from the third on, where random pauses break the
+    // lock step of competing writers; whether the first two conflicts pause is timing.
+    // (No pause at all, or none from the third conflict on, is caught.)
     if n < 2 {
         return;
     }
@@ -341,4 +347,185 @@ pub fn now_ns() -> u64 {
 /// A duration in nanoseconds, saturating.
 pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    const S: u64 = 1_000_000_000;
+
+    /// A read moves a session's idle end only once more than 1% of `idle_timeout`
+    /// has passed since the last move, so that reads stay reads; the new idle end
+    /// is now + `idle_timeout`, never past the absolute end.
+    #[test]
+    fn reads_refresh_the_idle_end_only_after_more_than_one_percent_of_idle_timeout() {
+        let expiry = Expiry {
+            idle_timeout: Some(Duration::from_secs(100)),
+            regenerate_grace: Duration::ZERO,
+        };
+        // Last refreshed at `last`: the idle end is 100 s later.
+        let last = 1_000 * S;
+        let idle_end = last + 100 * S;
+        let absolute = last + 10_000 * S;
+        assert_eq!(
+            expiry.refresh_on_read(last + S / 2, absolute, idle_end),
+            None
+        );
+        // Exactly 1%: not more than 1%.
+        assert_eq!(expiry.refresh_on_read(last + S, absolute, idle_end), None);
+        assert_eq!(
+            expiry.refresh_on_read(last + S + 1, absolute, idle_end),
+            Some(last + S + 1 + 100 * S)
+        );
+        assert_eq!(
+            expiry.refresh_on_read(last + 50 * S, last + 120 * S, idle_end),
+            Some(last + 120 * S)
+        );
+        // Without an idle timeout there is no idle end to move.
+        assert_eq!(
+            Expiry::default().refresh_on_read(last + 50 * S, absolute, NO_IDLE_END),
+            None
+        );
+    }
+
+    /// A store for the trait's provided methods: every conditional write loses to
+    /// another writer until `give_in_after` has passed since the first one, and
+    /// `peek` answers from `peeks`. Nothing else is called.
+    #[derive(Default)]
+    struct Fake {
+        first_write: Mutex<Option<Instant>>,
+        writes: Mutex<u64>,
+        give_in_after: Duration,
+        peeks: Vec<(SessionId, Result<Option<Peeked>>)>,
+    }
+
+    impl Store for Fake {
+        fn get_versioned(&self, _: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
+            Ok(Some((b"{}".to_vec(), 7)))
+        }
+        fn update_if(&self, _: &SessionId, _: &[u8], _: u64) -> Result<Outcome> {
+            *self.writes.lock().unwrap() += 1;
+            let first = *self
+                .first_write
+                .lock()
+                .unwrap()
+                .get_or_insert_with(Instant::now);
+            Ok(if first.elapsed() < self.give_in_after {
+                Outcome::Conflict
+            } else {
+                Outcome::Applied
+            })
+        }
+        fn peek(&self, id: &SessionId) -> Result<Option<Peeked>> {
+            let (_, found) = self.peeks.iter().find(|(known, _)| known == id).unwrap();
+            found.clone()
+        }
+        fn create(&self, _: &SessionId, _: &[u8], _: Duration) -> Result<Outcome> {
+            unreachable!()
+        }
+        fn get(&self, _: &SessionId) -> Result<Option<Vec<u8>>> {
+            unreachable!()
+        }
+        fn update(&self, _: &SessionId, _: &[u8]) -> Result<Outcome> {
+            unreachable!()
+        }
+        fn destroy(&self, _: &SessionId) -> Result<()> {
+            unreachable!()
+        }
+        fn touch(&self, _: &SessionId) -> Result<Outcome> {
+            unreachable!()
+        }
+        fn ttl(&self, _: &SessionId) -> Result<Option<Duration>> {
+            unreachable!()
+        }
+        fn count(&self) -> Result<u64> {
+            unreachable!()
+        }
+        fn ids(&self) -> Result<Vec<SessionId>> {
+            unreachable!()
+        }
+        fn regenerate(
+            &self,
+            _: &SessionId,
+            _: &SessionId,
+            _: Option<&mut Change>,
+        ) -> Result<Outcome> {
+            unreachable!()
+        }
+        fn remove_expired(&self) -> Result<usize> {
+            unreachable!()
+        }
+        fn index_add(&self, _: &OwnerTag, _: &SessionId, _: u64) -> Result<()> {
+            unreachable!()
+        }
+        fn index_list(&self, _: &OwnerTag) -> Result<Vec<(SessionId, u64)>> {
+            unreachable!()
+        }
+        fn index_remove(&self, _: &OwnerTag, _: &[SessionId]) -> Result<()> {
+            unreachable!()
+        }
+    }
+
+    /// An optimistic read-modify-write that loses to other writers on every try
+    /// keeps trying for `OPTIMISTIC_DEADLINE`, then gives up with
+    /// `SESSION_ERROR_TIMEOUT` instead of holding the caller forever; the message
+    /// says how many tries lost.
+    #[test]
+    fn a_modify_that_always_conflicts_times_out_after_the_optimistic_deadline() {
+        let store = Fake {
+            // Far past the deadline: a modify still trying then has not given up.
+            give_in_after: OPTIMISTIC_DEADLINE * 4,
+            ..Fake::default()
+        };
+        let id = SessionId::generate().unwrap();
+        let started = Instant::now();
+        let result = store.modify(&id, &mut |_: &[u8]| Ok(Some(b"{\"n\":1}".to_vec())));
+        let took = started.elapsed();
+        let err = result.expect_err("a modify that always conflicts must fail");
+        assert_eq!(err.code, SessionError::Timeout, "{}", err.message);
+        assert!(
+            took >= OPTIMISTIC_DEADLINE && took < OPTIMISTIC_DEADLINE * 2,
+            "gave up after {took:?}"
+        );
+        let tries: u64 = err
+            .message
+            .strip_prefix("session changed by other writers on every one of ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{}", err.message));
+        let writes = *store.writes.lock().unwrap();
+        assert!(tries > 1 && tries <= writes, "{tries} of {writes} tries");
+    }
+
+    /// `peek_many` passes over a damaged session (`Peek::Damaged`, so that one
+    /// does not fail the others) but fails on any other error: a store that cannot
+    /// be read is an error, never sessions silently skipped.
+    #[test]
+    fn peek_many_passes_over_damaged_sessions_but_fails_on_storage_errors() {
+        let [live, missing, damaged, unreadable] = [(); 4].map(|_| SessionId::generate().unwrap());
+        let store = Fake {
+            peeks: vec![
+                (live, Ok(Some((b"{}".to_vec(), 42)))),
+                (missing, Ok(None)),
+                (damaged, Err(Error::new(SessionError::Corrupt, "damaged"))),
+                (
+                    unreadable,
+                    Err(Error::new(SessionError::StorageUnavailable, "I/O error")),
+                ),
+            ],
+            ..Fake::default()
+        };
+        assert_eq!(
+            store.peek_many(&[live, missing, damaged]).unwrap(),
+            vec![
+                Peek::Live((b"{}".to_vec(), 42)),
+                Peek::Missing,
+                Peek::Damaged
+            ]
+        );
+        let err = store.peek_many(&[live, damaged, unreadable]).unwrap_err();
+        assert_eq!(err.code, SessionError::StorageUnavailable);
+    }
 }
