@@ -598,7 +598,7 @@ impl FileStore {
         }
         let older = descriptors(header)
             .into_iter()
-            .find(|&(s, d)| s != slot && d.tag == live.tag && d.seq < live.seq);
+            .find(|&(s, d)| s != slot && d.tag == live.tag && d.seq <= live.seq);
         match older {
             Some((older_slot, older)) if self.whole(file, &older, size)? => Ok((
                 older_slot,
