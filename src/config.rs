@@ -431,7 +431,15 @@ pub fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {
     {
         return Error::config(format!("{key} must be {expected}"));
     }
-    let mut shown = got.to_string();
+    // An object or an array may hold anything, secrets included (found by
+    // fuzzing: `"driver": {"secret": ...}`): only its kind is named.
+    let mut shown = match got {
+        Value::Object(_) => {
+            return Error::config(format!("{key} must be {expected}, got an object"))
+        }
+        Value::Array(_) => return Error::config(format!("{key} must be {expected}, got an array")),
+        scalar => scalar.to_string(),
+    };
     if shown.len() > 60 {
         let mut cut = 57;
         while !shown.is_char_boundary(cut) {
