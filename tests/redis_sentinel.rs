@@ -22,8 +22,14 @@ fn code<T: std::fmt::Debug>(r: session::Result<T>) -> SessionError {
     r.expect_err("expected an error").code
 }
 
+/// A killed server's port is free again, and another test's new server may take
+/// it and answer for the dead one (a test artifact). The test that kills a
+/// primary runs alone; the others may run together.
+static KILLING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 #[test]
 fn sentinel_config_is_checked_and_a_wrong_master_name_is_reported() {
+    let _together = KILLING.read().unwrap_or_else(|e| e.into_inner());
     let t = RedisSentinel::start();
     let bad = |json: &str| {
         let err = Config::from_json(json.as_bytes())
@@ -81,6 +87,7 @@ fn sentinel_config_is_checked_and_a_wrong_master_name_is_reported() {
 
 #[test]
 fn every_call_works_through_sentinel_and_survives_a_failover() {
+    let _alone = KILLING.write().unwrap_or_else(|e| e.into_inner());
     let t = RedisSentinel::start();
     let s = open(&t, r#", "owner_key": "user", "idle_timeout": 300"#);
     // The calls of the header, on the primary the sentinels name.
@@ -166,6 +173,7 @@ fn every_call_works_through_sentinel_and_survives_a_failover() {
 /// call either succeeds or fails with a storage error, and no re-init is needed.
 #[test]
 fn after_a_planned_failover_writes_go_to_the_new_primary() {
+    let _together = KILLING.read().unwrap_or_else(|e| e.into_inner());
     use std::sync::atomic::{AtomicBool, Ordering};
     let t = RedisSentinel::start();
     let s = std::sync::Arc::new(open(&t, ""));

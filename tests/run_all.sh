@@ -47,7 +47,7 @@ cargo clippy --no-default-features --lib -- -D warnings
 cargo test --no-default-features --lib
 echo "==> cargo test"
 cargo test
-echo "==> fuzz smoke run: every target for ${FUZZ_SMOKE_SECS:-10} s (fuzz/run.sh)"
+echo "==> fuzz smoke run: every target, ${FUZZ_SMOKE_RUNS:-20000} inputs from a fixed seed (fuzz/run.sh)"
 bash fuzz/run.sh smoke
 echo "==> cmake build and ctest"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

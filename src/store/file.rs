@@ -588,27 +588,29 @@ impl FileStore {
         (slot, live): (usize, Descriptor),
         size: u64,
     ) -> Result<(usize, Descriptor)> {
+        let (slot, live) = if self.whole(file, &live, size)? {
+            (slot, live)
+        } else {
+            let older = descriptors(header)
+                .into_iter()
+                .find(|&(s, d)| s != slot && d.tag == live.tag && d.seq <= live.seq);
+            match older {
+                Some((older_slot, older)) if self.whole(file, &older, size)? => (
+                    older_slot,
+                    Descriptor {
+                        seq: live.seq,
+                        ..older
+                    },
+                ),
+                _ => return Err(self.damaged()),
+            }
+        };
         // A write adds at most 2 to `seq` and 1 to `version`; past MAX_COUNTER the
         // new descriptor would not decode (and the write would seem lost).
         if live.seq > format::MAX_COUNTER - 3 || live.version > format::MAX_COUNTER - 2 {
             return Err(self.damaged());
         }
-        if self.whole(file, &live, size)? {
-            return Ok((slot, live));
-        }
-        let older = descriptors(header)
-            .into_iter()
-            .find(|&(s, d)| s != slot && d.tag == live.tag && d.seq <= live.seq);
-        match older {
-            Some((older_slot, older)) if self.whole(file, &older, size)? => Ok((
-                older_slot,
-                Descriptor {
-                    seq: live.seq,
-                    ..older
-                },
-            )),
-            _ => Err(self.damaged()),
-        }
+        Ok((slot, live))
     }
 
     /// Whether the data `desc` names lies within the file and matches its checksum.
