@@ -232,11 +232,81 @@ fn our_redis_round(
     cpu: Option<usize>,
 ) -> (RStat, Vec<CString>) {
     let data = [json_data(seed), json_data(seed ^ 1)];
+    threaded_round(threads, ops, seed, cpu, |t, i, rng, samples, created| {
+        match op {
+            ROp::Create => {
+                let d = data[i & 1].as_ptr();
+                let mut out = std::ptr::null_mut();
+                // SAFETY: NUL-terminated data.
+                samples.push(timed(|| out = unsafe { session_create(d) }));
+                created.push(take_id(out));
+            }
+            ROp::Get => {
+                let id = ids[rng.below(ids.len())].as_ptr();
+                let mut out = std::ptr::null_mut();
+                // SAFETY: NUL-terminated id.
+                samples.push(timed(|| out = unsafe { session_get(id) }));
+                assert!(!out.is_null(), "session_get: {}", last_error());
+                // SAFETY: malloc'd by libsession, ours to free.
+                unsafe { libc::free(out.cast()) };
+            }
+            ROp::Update => {
+                let id = ids[rng.below(ids.len())].as_ptr();
+                let d = data[i & 1].as_ptr();
+                let mut rc = 0;
+                // SAFETY: NUL-terminated strings.
+                samples.push(timed(|| rc = unsafe { session_update(id, d) }));
+                assert!(rc != 0, "session_update: {}", last_error());
+            }
+            ROp::SetValue => {
+                let id = ids[rng.below(ids.len())].as_ptr();
+                let (k, v) = (VALUE_KEY.as_ptr(), VALUES[i & 1].as_ptr());
+                let mut rc = 0;
+                // SAFETY: NUL-terminated strings.
+                samples.push(timed(|| rc = unsafe { session_set_value(id, k, v) }));
+                assert!(rc != 0, "session_set_value: {}", last_error());
+            }
+            ROp::UpdateIf => {
+                let id = ids[rng.below(ids.len())].as_ptr();
+                let d = data[i & 1].as_ptr();
+                let mut version = 0;
+                // SAFETY: NUL-terminated id, writable version.
+                let out = unsafe { session_get_versioned(id, &mut version) };
+                assert!(!out.is_null(), "session_get_versioned: {}", last_error());
+                // SAFETY: malloc'd by libsession, ours to free.
+                unsafe { libc::free(out.cast()) };
+                let mut rc = 0;
+                // SAFETY: NUL-terminated strings.
+                samples.push(timed(|| rc = unsafe { session_update_if(id, d, version) }));
+                assert!(rc != 0, "session_update_if: {}", last_error());
+            }
+            ROp::Regenerate => {
+                let id = ids[t * ops + i].as_ptr();
+                let mut out = std::ptr::null_mut();
+                // SAFETY: NUL-terminated id.
+                samples.push(timed(|| out = unsafe { session_regenerate(id) }));
+                created.push(take_id_of(out, "session_regenerate"));
+            }
+        }
+    })
+}
+
+/// Runs `call(thread, i, rng, samples, created)` for `i` in `0..ops` on each of
+/// `threads` threads started together (pinned to `cpu` if given), each with its
+/// own random numbers; `call` times what it measures into `samples` and keeps the
+/// ids it creates. The runs are aggregated as one.
+pub fn threaded_round(
+    threads: usize,
+    ops: usize,
+    seed: u64,
+    cpu: Option<usize>,
+    call: impl Fn(usize, usize, &mut Rng, &mut Vec<u64>, &mut Vec<CString>) + Sync,
+) -> (RStat, Vec<CString>) {
     let barrier = std::sync::Barrier::new(threads);
     let results: Vec<ThreadRun> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (data, barrier) = (&data, &barrier);
+                let (call, barrier) = (&call, &barrier);
                 s.spawn(move || {
                     if let Some(cpu) = cpu {
                         assert!(pin(0, &[cpu]), "cannot pin the bench thread to CPU {cpu}");
@@ -247,63 +317,7 @@ fn our_redis_round(
                     barrier.wait();
                     let begin = Instant::now();
                     for i in 0..ops {
-                        match op {
-                            ROp::Create => {
-                                let d = data[i & 1].as_ptr();
-                                let mut out = std::ptr::null_mut();
-                                // SAFETY: NUL-terminated data.
-                                samples.push(timed(|| out = unsafe { session_create(d) }));
-                                created.push(take_id(out));
-                            }
-                            ROp::Get => {
-                                let id = ids[rng.below(ids.len())].as_ptr();
-                                let mut out = std::ptr::null_mut();
-                                // SAFETY: NUL-terminated id.
-                                samples.push(timed(|| out = unsafe { session_get(id) }));
-                                assert!(!out.is_null(), "session_get: {}", last_error());
-                                // SAFETY: malloc'd by libsession, ours to free.
-                                unsafe { libc::free(out.cast()) };
-                            }
-                            ROp::Update => {
-                                let id = ids[rng.below(ids.len())].as_ptr();
-                                let d = data[i & 1].as_ptr();
-                                let mut rc = 0;
-                                // SAFETY: NUL-terminated strings.
-                                samples.push(timed(|| rc = unsafe { session_update(id, d) }));
-                                assert!(rc != 0, "session_update: {}", last_error());
-                            }
-                            ROp::SetValue => {
-                                let id = ids[rng.below(ids.len())].as_ptr();
-                                let (k, v) = (VALUE_KEY.as_ptr(), VALUES[i & 1].as_ptr());
-                                let mut rc = 0;
-                                // SAFETY: NUL-terminated strings.
-                                samples.push(timed(|| rc = unsafe { session_set_value(id, k, v) }));
-                                assert!(rc != 0, "session_set_value: {}", last_error());
-                            }
-                            ROp::UpdateIf => {
-                                let id = ids[rng.below(ids.len())].as_ptr();
-                                let d = data[i & 1].as_ptr();
-                                let mut version = 0;
-                                // SAFETY: NUL-terminated id, writable version.
-                                let out = unsafe { session_get_versioned(id, &mut version) };
-                                assert!(!out.is_null(), "session_get_versioned: {}", last_error());
-                                // SAFETY: malloc'd by libsession, ours to free.
-                                unsafe { libc::free(out.cast()) };
-                                let mut rc = 0;
-                                // SAFETY: NUL-terminated strings.
-                                samples.push(timed(|| {
-                                    rc = unsafe { session_update_if(id, d, version) }
-                                }));
-                                assert!(rc != 0, "session_update_if: {}", last_error());
-                            }
-                            ROp::Regenerate => {
-                                let id = ids[t * ops + i].as_ptr();
-                                let mut out = std::ptr::null_mut();
-                                // SAFETY: NUL-terminated id.
-                                samples.push(timed(|| out = unsafe { session_regenerate(id) }));
-                                created.push(take_id_of(out, "session_regenerate"));
-                            }
-                        }
+                        call(t, i, &mut rng, &mut samples, &mut created);
                     }
                     (begin, Instant::now(), samples, created)
                 })

@@ -35,10 +35,10 @@
 //! clients / mean latency (Little's law; a closed loop with one request in flight
 //! per client), which slightly favours it.
 
-use crate::common::{json_data, last_error, progress, take_id_of, thousands, timed, Handle, Rng};
+use crate::common::{json_data, last_error, progress, take_id_of, thousands, timed, Handle};
 use crate::file::{VALUES, VALUE_KEY};
 use crate::redis_driver::{
-    aggregate, pin, prepopulate_keyspace, redis_benchmark_on, rstat_median, RStat, ThreadRun,
+    pin, prepopulate_keyspace, redis_benchmark_on, rstat_median, threaded_round, RStat,
 };
 use crate::report::Report;
 use crate::Params;
@@ -164,61 +164,37 @@ fn our_round(
     cpu: Option<usize>,
 ) -> (RStat, Vec<CString>) {
     let data = [json_data(seed), json_data(seed ^ 1)];
-    let barrier = std::sync::Barrier::new(threads);
-    let results: Vec<ThreadRun> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (data, barrier) = (&data, &barrier);
-                s.spawn(move || {
-                    if let Some(cpu) = cpu {
-                        assert!(pin(0, &[cpu]), "cannot pin the bench thread to CPU {cpu}");
-                    }
-                    let store = h.raw();
-                    let mut rng = Rng(seed.wrapping_add(t as u64 * 0x9e37_79b9) | 1);
-                    let mut samples = Vec::with_capacity(ops);
-                    let mut created = Vec::new();
-                    barrier.wait();
-                    let begin = Instant::now();
-                    for i in 0..ops {
-                        match op {
-                            TOp::Create => {
-                                let d = data[i & 1].as_ptr();
-                                let mut out = std::ptr::null_mut();
-                                // SAFETY: open handle, NUL-terminated data.
-                                samples.push(timed(|| {
-                                    out = unsafe { session_store_create(store, d) }
-                                }));
-                                created.push(take_id_of(out, "session_store_create"));
-                            }
-                            TOp::Get => {
-                                let id = ids[rng.below(ids.len())].as_ptr();
-                                let mut out = std::ptr::null_mut();
-                                // SAFETY: open handle, NUL-terminated id.
-                                samples
-                                    .push(timed(|| out = unsafe { session_store_get(store, id) }));
-                                assert!(!out.is_null(), "session_store_get: {}", last_error());
-                                // SAFETY: malloc'd by libsession, ours to free.
-                                unsafe { libc::free(out.cast()) };
-                            }
-                            TOp::SetValue => {
-                                let id = ids[rng.below(ids.len())].as_ptr();
-                                let (k, v) = (VALUE_KEY.as_ptr(), VALUES[i & 1].as_ptr());
-                                let mut rc = 0;
-                                // SAFETY: open handle, NUL-terminated strings.
-                                samples.push(timed(|| {
-                                    rc = unsafe { session_store_set_value(store, id, k, v) }
-                                }));
-                                assert!(rc != 0, "session_store_set_value: {}", last_error());
-                            }
-                        }
-                    }
-                    (begin, Instant::now(), samples, created)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    aggregate(results)
+    threaded_round(threads, ops, seed, cpu, |_, i, rng, samples, created| {
+        let store = h.raw();
+        match op {
+            TOp::Create => {
+                let d = data[i & 1].as_ptr();
+                let mut out = std::ptr::null_mut();
+                // SAFETY: open handle, NUL-terminated data.
+                samples.push(timed(|| out = unsafe { session_store_create(store, d) }));
+                created.push(take_id_of(out, "session_store_create"));
+            }
+            TOp::Get => {
+                let id = ids[rng.below(ids.len())].as_ptr();
+                let mut out = std::ptr::null_mut();
+                // SAFETY: open handle, NUL-terminated id.
+                samples.push(timed(|| out = unsafe { session_store_get(store, id) }));
+                assert!(!out.is_null(), "session_store_get: {}", last_error());
+                // SAFETY: malloc'd by libsession, ours to free.
+                unsafe { libc::free(out.cast()) };
+            }
+            TOp::SetValue => {
+                let id = ids[rng.below(ids.len())].as_ptr();
+                let (k, v) = (VALUE_KEY.as_ptr(), VALUES[i & 1].as_ptr());
+                let mut rc = 0;
+                // SAFETY: open handle, NUL-terminated strings.
+                samples.push(timed(|| {
+                    rc = unsafe { session_store_set_value(store, id, k, v) }
+                }));
+                assert!(rc != 0, "session_store_set_value: {}", last_error());
+            }
+        }
+    })
 }
 
 /// Phase 10c: see the top of the file.
