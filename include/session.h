@@ -353,6 +353,21 @@ long session_destroy_owner(const char *owner);
 char *session_list_owner(const char *owner);
 
 /*
+ What the local read cache of the default store (the Redis driver's
+ `local_cache`) holds and did since the store opened (in this process), as a
+ JSON object: `{"hits": N, "misses": N, "invalidations": N, "flushes": N,
+ "entries": N, "bytes": N, "channel_up": true}`. `hits` and `misses` count the
+ gets answered from the cache and those that went to Redis; `invalidations` the
+ sessions dropped because Redis reported a change; `flushes` the times the
+ whole cache was emptied (a lost invalidation channel, FLUSHALL); `entries` and
+ `bytes` what it holds now; `channel_up` whether it is in use.
+
+ Returns a string from `malloc` (release it with `free()`), or NULL when the
+ store has no local cache (`SESSION_ERROR_INVALID_ARGUMENT`) or on error.
+ */
+char *session_cache_stats(void);
+
+/*
  How many live sessions `owner` has (see `session_destroy_owner`); -1 on error.
 
  # Safety
@@ -658,6 +673,14 @@ long session_store_destroy_owner(const session_store_t *store, const char *owner
  `store` is NULL or an open handle; `owner` is NULL or NUL-terminated.
  */
 char *session_store_list_owner(const session_store_t *store, const char *owner);
+
+/*
+ `session_cache_stats` on `store`.
+
+ # Safety
+ `store` is NULL or an open handle.
+ */
+char *session_store_cache_stats(const session_store_t *store);
 
 /*
  `session_count_owner` on `store`.

@@ -279,6 +279,28 @@ unsafe fn op_list_owner(s: &Sessions, owner: *const c_char) -> Result<*mut c_cha
     malloc_string(&json)
 }
 
+fn op_cache_stats(s: &Sessions) -> Result<*mut c_char> {
+    let stats = s.store().cache_stats().ok_or_else(|| {
+        Error::new(
+            SessionError::InvalidArgument,
+            format!(
+                "store {:?} has no local cache (local_cache of the redis driver)",
+                s.name()
+            ),
+        )
+    })?;
+    let json = serde_json::json!({
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "invalidations": stats.invalidations,
+        "flushes": stats.flushes,
+        "entries": stats.entries,
+        "bytes": stats.bytes,
+        "channel_up": stats.channel_up,
+    });
+    malloc_string(json.to_string().as_bytes())
+}
+
 unsafe fn op_count_owner(s: &Sessions, owner: *const c_char) -> Result<c_long> {
     s.count_owner(c_bytes(owner, "owner")?).map(c_long_of)
 }
@@ -627,6 +649,24 @@ pub unsafe extern "C" fn session_destroy_owner(owner: *const c_char) -> c_long {
 pub unsafe extern "C" fn session_list_owner(owner: *const c_char) -> *mut c_char {
     boundary(std::ptr::null_mut(), || {
         op_list_owner(&*global::default_store()?, owner)
+    })
+}
+
+/// What the local read cache of the default store (the Redis driver's
+/// `local_cache`) holds and did since the store opened (in this process), as a
+/// JSON object: `{"hits": N, "misses": N, "invalidations": N, "flushes": N,
+/// "entries": N, "bytes": N, "channel_up": true}`. `hits` and `misses` count the
+/// gets answered from the cache and those that went to Redis; `invalidations` the
+/// sessions dropped because Redis reported a change; `flushes` the times the
+/// whole cache was emptied (a lost invalidation channel, FLUSHALL); `entries` and
+/// `bytes` what it holds now; `channel_up` whether it is in use.
+///
+/// Returns a string from `malloc` (release it with `free()`), or NULL when the
+/// store has no local cache (`SESSION_ERROR_INVALID_ARGUMENT`) or on error.
+#[no_mangle]
+pub extern "C" fn session_cache_stats() -> *mut c_char {
+    boundary(std::ptr::null_mut(), || {
+        op_cache_stats(&*global::default_store()?)
     })
 }
 
@@ -1063,6 +1103,15 @@ pub unsafe extern "C" fn session_store_list_owner(
     boundary(std::ptr::null_mut(), || {
         op_list_owner(store_ref(store)?, owner)
     })
+}
+
+/// `session_cache_stats` on `store`.
+///
+/// # Safety
+/// `store` is NULL or an open handle.
+#[no_mangle]
+pub unsafe extern "C" fn session_store_cache_stats(store: *const SessionStore) -> *mut c_char {
+    boundary(std::ptr::null_mut(), || op_cache_stats(store_ref(store)?))
 }
 
 /// `session_count_owner` on `store`.

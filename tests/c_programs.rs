@@ -585,6 +585,43 @@ fn values_test_redis_driver() {
     assert_multiprocess_ran(&out);
 }
 
+#[test]
+fn values_test_redis_local_cache() {
+    let server = support::redis_server::RedisServer::start(&[]);
+    let config = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8, "local_cache": {{}}}}}}"#,
+        server.url()
+    );
+    let tmp = TempDir::new("values-redis-cache");
+    let out = values_test(&tmp, "values-redis-cache", &config);
+    assert_multiprocess_ran(&out);
+}
+
+#[test]
+fn threads_example_redis_local_cache() {
+    let server = support::redis_server::RedisServer::start(&[]);
+    let config = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8, "local_cache": {{}}}}}}"#,
+        server.url()
+    );
+    let out = compile_and_run(
+        "c_examples/threads.c",
+        "threads-redis-cache",
+        &["8", "2000", &config],
+    );
+    assert!(out.contains("0 errors, 0 lost sessions"), "{out}");
+}
+
+#[test]
+fn cache_test() {
+    let server = support::redis_server::RedisServer::start(&[]);
+    let out = compile_and_run("tests/c/cache_test.c", "cache_test", &[&server.url()]);
+    assert!(
+        out.contains("cache_test: ") && out.contains(" passed, 0 failed"),
+        "{out}"
+    );
+}
+
 /// Runs tests/c/contents_test.c (issue 7: encryption at rest, cookies, the owner
 /// index) on the store `config` describes (its root, if any, is created by the
 /// program), with the full sizes: 10 owners x 100 sessions, and on files and Redis
@@ -694,7 +731,11 @@ fn valgrind_finds_no_error_and_no_leak() {
     // or store would show as a definite leak.
     let lifecycle_file = file_store_config(&tmp.join("lifecycle-file").join("file-root"));
     let contents_file = file_store_config(&tmp.join("contents-file").join("file-root"));
-    let runs: [(&str, &str, Vec<String>); 8] = [
+    let cached = format!(
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "local_cache": {{}}}}}}"#,
+        server.url()
+    );
+    let runs: [(&str, &str, Vec<String>); 10] = [
         ("c_examples/crud.c", "crud", vec![]),
         (
             "c_examples/threads.c",
@@ -711,6 +752,14 @@ fn valgrind_finds_no_error_and_no_leak() {
             "threads",
             vec!["2".into(), "200".into(), redis],
         ),
+        // The local read cache: its listener thread, the fork of nothing, the
+        // JSON of session_cache_stats.
+        (
+            "c_examples/threads.c",
+            "threads",
+            vec!["2".into(), "200".into(), cached],
+        ),
+        ("tests/c/cache_test.c", "cache_test", vec![server.url()]),
         (
             "tests/c/lifecycle_test.c",
             "lifecycle_test",

@@ -11,7 +11,9 @@
 //!        BENCH_ONLY=<list> run only these phases, comma-separated: `churn` (9),
 //!                         `encryption` (9b), `owner` (9c, and 10b unless BENCH_REDIS=0;
 //!                         BENCH_REDIS=only: just 10b), `topologies` (10c: single
-//!                         Redis, Sentinel and Cluster side by side, ~75 s).
+//!                         Redis, Sentinel and Cluster side by side, ~75 s),
+//!                         `local_cache` (10d: the Redis driver's local read cache,
+//!                         off, cold and warm, beside redis-benchmark GET).
 //!        BENCH_REDIS=0    skip the Redis phase (10); BENCH_REDIS=only runs just that phase.
 //!                         The Redis phases need `redis-server`, `redis-benchmark` and
 //!                         `redis-cli` in PATH (`bash tests/run_all.sh` installs them);
@@ -102,6 +104,10 @@
 //!      of about a second each; prints the ratios and each topology's ops/s
 //!      against the single node's; ~75 s with the start of the servers (quick:
 //!      ~20 s); no targets, for information;
+//!      10d: the Redis driver's local read cache (see local_cache.rs): get with
+//!      the cache off, cold, warm at 90% and 100% hits, 1 and 8 threads, beside
+//!      `redis-benchmark -t get`; then the invalidation delay; target: a warm
+//!      1-thread get 20x faster (p50) than redis-benchmark `-c 1` GET;
 //!  11. cleanup (unlinks everything left; at the very end).
 //!
 //! If every candidate directory is slow, the notes say so (WARNING): absolute create
@@ -123,6 +129,7 @@ mod common;
 mod contents;
 mod file;
 mod floor;
+mod local_cache;
 mod memory;
 mod redis_driver;
 mod report;
@@ -331,6 +338,10 @@ fn main() {
             redis_driver::require_redis_tools();
             topologies::phase(&p, &mut rep, start);
         }
+        if only.iter().any(|o| o == "local_cache") {
+            redis_driver::require_redis_tools();
+            local_cache::phase(&p, &mut rep, start);
+        }
         report::print_report(&p, &rep);
         return;
     }
@@ -344,6 +355,7 @@ fn main() {
         redis_driver::redis_phase(&p, &mut rep, start);
         contents::owner_redis(&p, &mut rep, start);
         topologies::phase(&p, &mut rep, start);
+        local_cache::phase(&p, &mut rep, start);
     }
 
     report::print_report(&p, &rep);
@@ -355,12 +367,11 @@ fn main() {
 fn only_from_env() -> Option<Vec<String>> {
     let only = std::env::var("BENCH_ONLY").ok().filter(|v| !v.is_empty())?;
     let only: Vec<String> = only.split(',').map(|o| o.trim().to_string()).collect();
-    if let Some(bad) = only
-        .iter()
-        .find(|o| !["churn", "encryption", "owner", "topologies"].contains(&o.as_str()))
-    {
+    if let Some(bad) = only.iter().find(|o| {
+        !["churn", "encryption", "owner", "topologies", "local_cache"].contains(&o.as_str())
+    }) {
         eprintln!(
-            "session_bench: unknown BENCH_ONLY phase {bad:?} (churn, encryption, owner, topologies)"
+            "session_bench: unknown BENCH_ONLY phase {bad:?} (churn, encryption, owner, topologies, local_cache)"
         );
         std::process::exit(2);
     }

@@ -35,6 +35,8 @@ pub struct Report {
     pub redis: Vec<String>,
     /// Phase 10c: the Redis topologies (single, Sentinel, Cluster).
     pub topologies: Vec<String>,
+    /// Phase 10d: the Redis driver's local read cache.
+    pub local_cache: Vec<String>,
     /// Encryption at rest and the owner index (contents.rs), printed as they are.
     pub contents: Vec<String>,
 }
@@ -119,6 +121,13 @@ pub fn print_report(p: &Params, rep: &Report) {
         println!();
         println!("redis topologies vs redis-benchmark (same run, same servers):");
         for l in &rep.topologies {
+            println!("  {l}");
+        }
+    }
+    if !rep.local_cache.is_empty() {
+        println!();
+        println!("redis local read cache: session_store_get vs redis-benchmark GET (same run, same redis-server):");
+        for l in &rep.local_cache {
             println!("  {l}");
         }
     }

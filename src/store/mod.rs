@@ -91,6 +91,25 @@ pub enum Peek {
     Damaged,
 }
 
+/// What a store's local read cache (the Redis driver's `local_cache`) holds and
+/// did: for the benchmark, the tests and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Gets answered from the cache.
+    pub hits: u64,
+    /// Gets that went to Redis while the cache was in use.
+    pub misses: u64,
+    /// Sessions dropped because Redis reported a change.
+    pub invalidations: u64,
+    /// Times the whole cache was emptied (a lost channel, a flush on Redis).
+    pub flushes: u64,
+    /// Sessions held now, and their cost in bytes.
+    pub entries: u64,
+    pub bytes: u64,
+    /// Whether the invalidation channel is open.
+    pub channel_up: bool,
+}
+
 /// The storage contract. Every driver passes the conformance suite in
 /// `tests/conformance.rs`. Implementations are shared by all threads.
 pub trait Store: Send + Sync {
@@ -232,6 +251,11 @@ pub trait Store: Send + Sync {
 
     /// Owner index: forgets `ids` for `owner`.
     fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()>;
+
+    /// What the store's local read cache holds and did; `None` without one.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
 }
 
 /// The error of an optimistic write that lost to other writers until its deadline.
@@ -265,6 +289,8 @@ pub(crate) fn backoff(n: u32) {
 }
 
 /// The settings of each driver, parsed by the driver's own module.
+// One per configured store, made once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverConfig {
     File(file::FileConfig),
@@ -288,6 +314,7 @@ pub const REDIS_KEYS: &[&str] = &[
     "pool_size",
     "tls_ca_file",
     "lazy_connect",
+    "local_cache",
 ];
 
 /// Every driver: its names in `sessions.driver`, and the keys of `sessions` it owns.

@@ -53,17 +53,22 @@
 //! again without re-init. A forked child never touches the sockets it inherited: the
 //! pool notices the new pid and starts empty.
 
-use super::{now_ns, Change, Expiry, Outcome, Peek, Peeked, Store};
+mod local_cache;
+
+use super::{now_ns, CacheStats, Change, Expiry, Outcome, Peek, Peeked, Store};
 use crate::config::{wrong_type, Root, Section};
 use crate::error::{Error, Result, SessionError};
 use crate::id::SessionId;
 use crate::seal::OwnerTag;
+use local_cache::{mono_ns, LocalCache};
+pub use local_cache::{CacheConfig, ENTRY_OVERHEAD};
 use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Script};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The keys of `sessions` the Redis driver owns.
@@ -92,6 +97,8 @@ pub struct RedisConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// Connect at the first call instead of when the store opens.
     pub lazy_connect: bool,
+    /// `local_cache`: keep the sessions read in this process's memory.
+    pub local_cache: Option<CacheConfig>,
 }
 
 /// The Redis server to use.
@@ -325,6 +332,14 @@ pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
             section.key_path("key_prefix")
         )));
     }
+    let local_cache = local_cache(section)?;
+    if local_cache.is_some() && matches!(&server, RedisServer::Cluster { .. }) {
+        return Err(Error::config(format!(
+            "{} is not available with {}: use a single server or Sentinel",
+            section.key_path("local_cache"),
+            section.key_path("cluster")
+        )));
+    }
     if tls_ca_file.is_some() && !tls {
         return Err(Error::config(format!(
             "{} needs a TLS server: set {} (or every seed of {}) to a rediss:// URL",
@@ -345,7 +360,41 @@ pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
         pool_size,
         tls_ca_file,
         lazy_connect: section.bool("lazy_connect")?.unwrap_or(false),
+        local_cache,
     })
+}
+
+/// `"local_cache": {"max_entries": N, "max_bytes": N, "max_stale_ms": N}` (each
+/// optional; `{}` for the defaults), or `false` for none.
+fn local_cache(section: &Section) -> Result<Option<CacheConfig>> {
+    let Some(value) = section.get("local_cache") else {
+        return Ok(None);
+    };
+    let path = section.key_path("local_cache");
+    let map = match value {
+        Value::Bool(false) => return Ok(None),
+        Value::Object(map) => map,
+        other => return Err(wrong_type(&path, "an object (or false)", other)),
+    };
+    let object = Section::new(map, &path);
+    let config = CacheConfig {
+        max_entries: object
+            .u64_in(
+                "max_entries",
+                1..=100_000_000,
+                "an integer from 1 to 100000000",
+            )?
+            .map_or(local_cache::DEFAULT_MAX_ENTRIES, |n| n as usize),
+        max_bytes: object
+            .u64_in("max_bytes", 4096..=1 << 40, "an integer from 4096 to 2^40")?
+            .map_or(local_cache::DEFAULT_MAX_BYTES, |n| n as usize),
+        max_stale: match object.u64_in("max_stale_ms", 4..=60_000, "an integer from 4 to 60000")? {
+            Some(ms) => Duration::from_millis(ms),
+            None => local_cache::DEFAULT_MAX_STALE,
+        },
+    };
+    object.finish("redis")?;
+    Ok(Some(config))
 }
 
 /// The entry of `databases.redis` that `host_id` (or `storage_name`) names.
@@ -466,16 +515,14 @@ fn entry(section: &Section, root: &Root) -> Result<RedisServer> {
 }
 
 pub struct RedisStore {
-    target: Target,
-    /// `host:port db N`, without credentials, for messages.
-    name: String,
+    net: Arc<Net>,
     key_prefix: Vec<u8>,
-    connect_timeout: Duration,
-    command_timeout: Duration,
     pool_size: usize,
     pool: Mutex<Pool>,
     released: Condvar,
     expiry: Expiry,
+    /// `local_cache`, shared with its listener thread.
+    cache: Option<Arc<LocalCache>>,
 }
 
 /// Where connections go.
@@ -497,19 +544,38 @@ enum Target {
     },
 }
 
-/// A pooled connection: to one server, or to a whole cluster.
+/// A pooled connection: to one server (with its tag, see [`Conn::server`]), or
+/// to a whole cluster.
 enum Conn {
-    Node(redis::Connection),
+    Node(redis::Connection, u64),
     Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl Conn {
     fn like(&mut self) -> &mut dyn redis::ConnectionLike {
         match self {
-            Conn::Node(conn) => conn,
+            Conn::Node(conn, _) => conn,
             Conn::Cluster(conn) => conn.as_mut(),
         }
     }
+
+    /// Which server the connection reaches: 0 for the one server of a fixed
+    /// address, a hash of the primary's address under Sentinel. A read fills
+    /// the local cache only through the server its channel watches.
+    fn server(&self) -> u64 {
+        match self {
+            Conn::Node(_, server) => *server,
+            Conn::Cluster(_) => 0,
+        }
+    }
+}
+
+/// The tag of a primary's address (see [`Conn::server`]).
+fn server_tag(addr: &(String, u16)) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    addr.hash(&mut hasher);
+    hasher.finish() | 1
 }
 
 struct SentinelTarget {
@@ -555,6 +621,17 @@ impl Pool {
             }
             self.pid = pid;
             self.open = 0;
+        }
+    }
+}
+
+/// See [`RedisStore::forget_on_return`].
+struct ForgetOnReturn<'a>(Option<&'a LocalCache>, &'a [SessionId]);
+
+impl Drop for ForgetOnReturn<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0 {
+            self.1.iter().for_each(|id| cache.forget(id));
         }
     }
 }
@@ -745,11 +822,13 @@ impl RedisStore {
             _ => Self::fixed(config)?,
         };
         let store = RedisStore {
-            target,
-            name,
+            net: Arc::new(Net {
+                target,
+                name,
+                connect_timeout: config.connect_timeout,
+                command_timeout: config.command_timeout,
+            }),
             key_prefix: config.key_prefix.as_bytes().to_vec(),
-            connect_timeout: config.connect_timeout,
-            command_timeout: config.command_timeout,
             pool_size: config.pool_size,
             pool: Mutex::new(Pool {
                 pid: std::process::id(),
@@ -759,6 +838,9 @@ impl RedisStore {
             }),
             released: Condvar::new(),
             expiry,
+            cache: config
+                .local_cache
+                .map(|cache| Arc::new(LocalCache::new(cache, config.key_prefix.as_bytes()))),
         };
         if !config.lazy_connect {
             // One PING: a server that wants a password we lack says so now. The
@@ -766,6 +848,10 @@ impl RedisStore {
             // (ECHO, not PING: a cluster sends PING to every primary and needs
             // them all; ECHO goes to one node, so a store opens with one down.)
             store.run::<String>("PING", |c| redis::cmd("ECHO").arg("PONG").query(c))?;
+            // And the cache's channel: a server that refuses tracking says so now.
+            if let Some(cache) = &store.cache {
+                store.open_channel_now(cache)?;
+            }
         }
         Ok(store)
     }
@@ -799,6 +885,76 @@ impl RedisStore {
         Ok((Target::Fixed(client), name))
     }
 
+    /// Opens the local cache's invalidation channel now, at init: a server that
+    /// refuses tracking fails the init. The listener runs in a thread of its own.
+    fn open_channel_now(&self, cache: &Arc<LocalCache>) -> Result<()> {
+        let Some(epoch) = cache.should_open(mono_ns()) else {
+            return Ok(());
+        };
+        let since = mono_ns();
+        let (conn, server) = match self.net.subscribe_channel(&self.key_prefix) {
+            Ok(opened) => opened,
+            Err(err) => {
+                cache.open_failed(epoch, mono_ns());
+                return Err(err);
+            }
+        };
+        if !cache.opened(epoch, server, since) {
+            return Ok(());
+        }
+        let (net, listener) = (Arc::clone(&self.net), Arc::clone(cache));
+        self.spawn_listener(cache, epoch, move || {
+            local_cache::listen(listener, conn, epoch, net.command_timeout)
+        })
+    }
+
+    /// Opens the local cache's invalidation channel in the background, if none
+    /// is open or being opened and the wait after a failed try is over: a get
+    /// never waits for it, and goes to Redis until the channel is up.
+    fn open_channel_later(&self, cache: &Arc<LocalCache>) {
+        let Some(epoch) = cache.should_open(mono_ns()) else {
+            return;
+        };
+        let (net, listener) = (Arc::clone(&self.net), Arc::clone(cache));
+        let prefix = self.key_prefix.clone();
+        let _ = self.spawn_listener(cache, epoch, move || {
+            let since = mono_ns();
+            match net.subscribe_channel(&prefix) {
+                Ok((conn, server)) => {
+                    if listener.opened(epoch, server, since) {
+                        local_cache::listen(listener, conn, epoch, net.command_timeout)
+                    }
+                }
+                // Reported by the counters (`channel_up`); tried again later.
+                Err(_) => listener.open_failed(epoch, mono_ns()),
+            }
+        });
+    }
+
+    fn spawn_listener(
+        &self,
+        cache: &Arc<LocalCache>,
+        epoch: u64,
+        run: impl FnOnce() + Send + 'static,
+    ) -> Result<()> {
+        cache.spawn(run).map_err(|err| {
+            cache.open_failed(epoch, mono_ns());
+            Error::new(
+                SessionError::StorageUnavailable,
+                format!(
+                    "{}: local_cache: cannot start its listener thread: {err}",
+                    self.net.name
+                ),
+            )
+        })
+    }
+
+    /// Drops `ids` from the local cache when dropped: after a write returns (or
+    /// fails: it may have run), so that this process reads its own writes.
+    fn forget_on_return<'a>(&'a self, ids: &'a [SessionId]) -> ForgetOnReturn<'a> {
+        ForgetOnReturn(self.cache.as_deref(), ids)
+    }
+
     fn key(&self, id: &SessionId) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.key_prefix.len() + id.as_bytes().len());
         key.extend_from_slice(&self.key_prefix);
@@ -809,10 +965,10 @@ impl RedisStore {
     /// A connection: an idle one, a new one while fewer than `pool_size` exist, or
     /// the next one given back within `command_timeout`.
     fn lend(&self) -> Result<Lent<'_>> {
-        if let Target::Sentinel(sentinel) = &self.target {
+        if let Target::Sentinel(sentinel) = &self.net.target {
             self.recheck_primary(sentinel);
         }
-        let deadline = Instant::now() + self.command_timeout;
+        let deadline = Instant::now() + self.net.command_timeout;
         let pid = std::process::id();
         let mut pool = self.pool.lock();
         pool.adopt(pid);
@@ -837,7 +993,7 @@ impl RedisStore {
                     reused: false,
                     healthy: false,
                 };
-                let conn = self.connect()?; // on error, `lent` gives the slot back
+                let conn = self.net.connect()?; // on error, `lent` gives the slot back
                 lent.conn = Some(conn);
                 lent.healthy = true;
                 return Ok(lent);
@@ -847,18 +1003,132 @@ impl RedisStore {
                     SessionError::Timeout,
                     format!(
                         "{}: all {} pooled connections stayed busy for {} ms (raise sessions.pool_size)",
-                        self.name,
+                        self.net.name,
                         self.pool_size,
-                        self.command_timeout.as_millis()
+                        self.net.command_timeout.as_millis()
                     ),
                 ));
             }
         }
     }
 
+    /// Drops every idle connection: after one turned out dead, the others (made
+    /// before the same server restart) are most likely dead too.
+    fn drop_idle(&self) {
+        let mut pool = self.pool.lock();
+        let dropped = pool.idle.len();
+        pool.idle.clear();
+        pool.open -= dropped;
+        pool.generation += 1;
+    }
+
+    /// At most once per `SENTINEL_CHECK_INTERVAL`, asks the sentinels which server
+    /// is the primary; when it is another one, every connection to the old one is
+    /// dropped (idle ones now, lent ones when given back). A failed check changes
+    /// nothing: the calls themselves report an unreachable primary.
+    fn recheck_primary(&self, sentinel: &SentinelTarget) {
+        use std::sync::atomic::Ordering;
+        let now = now_ns();
+        let due = sentinel.next_check_ns.load(Ordering::Relaxed);
+        if now < due
+            || sentinel
+                .next_check_ns
+                .compare_exchange(
+                    due,
+                    now.saturating_add(super::nanos(SENTINEL_CHECK_INTERVAL)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let Ok((addr, client)) = self.net.ask_sentinels(&sentinel.config) else {
+            return;
+        };
+        let mut primary = sentinel.primary.lock();
+        let changed = primary.as_ref().is_some_and(|(known, _)| *known != addr);
+        *primary = Some((addr, client));
+        drop(primary);
+        if changed {
+            self.drop_idle();
+        }
+    }
+
+    /// Runs one command (or script, or pipeline) on a pooled connection. A stale
+    /// pooled connection (the server restarted since it was made) is replaced and
+    /// the command retried once on a fresh connection.
+    fn run<T>(
+        &self,
+        what: &str,
+        command: impl FnMut(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        self.run_tagged(what, command).map(|(value, _)| value)
+    }
+
+    /// [`RedisStore::run`], also telling which server answered ([`Conn::server`]).
+    fn run_tagged<T>(
+        &self,
+        what: &str,
+        mut command: impl FnMut(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
+    ) -> Result<(T, u64)> {
+        let _held = SignalsHeld::new();
+        let mut retried = false;
+        loop {
+            let mut lent = self.lend()?;
+            let Some(conn) = lent.conn.as_mut() else {
+                return Err(Error::new(SessionError::Internal, "lent no connection"));
+            };
+            match command(conn.like()) {
+                Ok(value) => return Ok((value, conn.server())),
+                Err(err) => {
+                    // Any I/O failure leaves the connection in an unknown state (a
+                    // late answer could pair with the next command): never reuse it.
+                    // A demoted primary refuses writes: the command did not run. (Redis
+                    // drops its clients when it becomes a replica, so this is for a
+                    // connection made to it while the sentinels still named it.)
+                    let demoted = err.code() == Some("READONLY")
+                        || (err.code() == Some("ERR") && err.to_string().contains("READONLY"));
+                    let broken = err.is_io_error() || err.is_unrecoverable_error() || demoted;
+                    if broken {
+                        lent.healthy = false;
+                        if let Target::Sentinel(sentinel) = &self.net.target {
+                            sentinel.forget();
+                        }
+                    }
+                    let stale = (broken && lent.reused && !err.is_timeout()) || demoted;
+                    // A signal interrupted the wait for the reply (EINTR): the
+                    // command may have run, so only a repeatable one is sent again.
+                    let repeat = interrupted(&err) && !NOT_REPEATABLE.contains(&what);
+                    drop(lent);
+                    if (stale || repeat) && !retried {
+                        retried = true;
+                        if stale {
+                            self.drop_idle();
+                        }
+                        continue;
+                    }
+                    return Err(self.net.error(what, &err));
+                }
+            }
+        }
+    }
+}
+
+/// How a store reaches Redis: shared with the local cache's listener thread,
+/// which opens its own connection.
+struct Net {
+    target: Target,
+    /// `host:port db N`, without credentials, for messages.
+    name: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+impl Net {
     fn connect(&self) -> Result<Conn> {
         let sentinel = match &self.target {
-            Target::Fixed(client) => return self.connect_to(client).map(Conn::Node),
+            Target::Fixed(client) => return self.connect_to(client).map(|c| Conn::Node(c, 0)),
             Target::Cluster { client, .. } => {
                 let conn = client
                     .get_connection()
@@ -878,21 +1148,22 @@ impl RedisStore {
                 .primary
                 .lock()
                 .as_ref()
-                .map(|(_, client)| client.clone());
-            let client = match known {
-                Some(client) => client,
+                .map(|(addr, client)| (server_tag(addr), client.clone()));
+            let (server, client) = match known {
+                Some(known) => known,
                 None => {
                     asked = true;
                     let (addr, client) = self.ask_sentinels(&sentinel.config)?;
+                    let server = server_tag(&addr);
                     *sentinel.primary.lock() = Some((addr, client.clone()));
-                    client
+                    (server, client)
                 }
             };
             let conn = self
                 .connect_to(&client)
                 .and_then(|mut conn| self.check_primary(&mut conn).map(|()| conn));
             match conn {
-                Ok(conn) => return Ok(Conn::Node(conn)),
+                Ok(conn) => return Ok(Conn::Node(conn, server)),
                 Err(err) => {
                     sentinel.forget();
                     if asked {
@@ -990,99 +1261,6 @@ impl RedisStore {
         Ok(conn)
     }
 
-    /// Drops every idle connection: after one turned out dead, the others (made
-    /// before the same server restart) are most likely dead too.
-    fn drop_idle(&self) {
-        let mut pool = self.pool.lock();
-        let dropped = pool.idle.len();
-        pool.idle.clear();
-        pool.open -= dropped;
-        pool.generation += 1;
-    }
-
-    /// At most once per `SENTINEL_CHECK_INTERVAL`, asks the sentinels which server
-    /// is the primary; when it is another one, every connection to the old one is
-    /// dropped (idle ones now, lent ones when given back). A failed check changes
-    /// nothing: the calls themselves report an unreachable primary.
-    fn recheck_primary(&self, sentinel: &SentinelTarget) {
-        use std::sync::atomic::Ordering;
-        let now = now_ns();
-        let due = sentinel.next_check_ns.load(Ordering::Relaxed);
-        if now < due
-            || sentinel
-                .next_check_ns
-                .compare_exchange(
-                    due,
-                    now.saturating_add(super::nanos(SENTINEL_CHECK_INTERVAL)),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
-            return;
-        }
-        let Ok((addr, client)) = self.ask_sentinels(&sentinel.config) else {
-            return;
-        };
-        let mut primary = sentinel.primary.lock();
-        let changed = primary.as_ref().is_some_and(|(known, _)| *known != addr);
-        *primary = Some((addr, client));
-        drop(primary);
-        if changed {
-            self.drop_idle();
-        }
-    }
-
-    /// Runs one command (or script, or pipeline) on a pooled connection. A stale
-    /// pooled connection (the server restarted since it was made) is replaced and
-    /// the command retried once on a fresh connection.
-    fn run<T>(
-        &self,
-        what: &str,
-        mut command: impl FnMut(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
-    ) -> Result<T> {
-        let _held = SignalsHeld::new();
-        let mut retried = false;
-        loop {
-            let mut lent = self.lend()?;
-            let Some(conn) = lent.conn.as_mut() else {
-                return Err(Error::new(SessionError::Internal, "lent no connection"));
-            };
-            match command(conn.like()) {
-                Ok(value) => return Ok(value),
-                Err(err) => {
-                    // Any I/O failure leaves the connection in an unknown state (a
-                    // late answer could pair with the next command): never reuse it.
-                    // A demoted primary refuses writes: the command did not run. (Redis
-                    // drops its clients when it becomes a replica, so this is for a
-                    // connection made to it while the sentinels still named it.)
-                    let demoted = err.code() == Some("READONLY")
-                        || (err.code() == Some("ERR") && err.to_string().contains("READONLY"));
-                    let broken = err.is_io_error() || err.is_unrecoverable_error() || demoted;
-                    if broken {
-                        lent.healthy = false;
-                        if let Target::Sentinel(sentinel) = &self.target {
-                            sentinel.forget();
-                        }
-                    }
-                    let stale = (broken && lent.reused && !err.is_timeout()) || demoted;
-                    // A signal interrupted the wait for the reply (EINTR): the
-                    // command may have run, so only a repeatable one is sent again.
-                    let repeat = interrupted(&err) && !NOT_REPEATABLE.contains(&what);
-                    drop(lent);
-                    if (stale || repeat) && !retried {
-                        retried = true;
-                        if stale {
-                            self.drop_idle();
-                        }
-                        continue;
-                    }
-                    return Err(self.error(what, &err));
-                }
-            }
-        }
-    }
-
     fn error(&self, what: &str, err: &redis::RedisError) -> Error {
         if err.code() == Some("WRONGTYPE") {
             // A key of another type under the prefix (another application's, or a
@@ -1123,6 +1301,43 @@ impl RedisStore {
             _ => format!("{}: {what}: {err}", self.name),
         };
         Error::new(code, message)
+    }
+
+    /// A new connection that receives the invalidations of every key under the
+    /// prefix (see `local_cache.rs`), and the server it reaches.
+    fn subscribe_channel(&self, key_prefix: &[u8]) -> Result<(redis::Connection, u64)> {
+        let _held = SignalsHeld::new();
+        let Conn::Node(mut conn, server) = self.connect()? else {
+            return Err(Error::config("local_cache is not available on a cluster"));
+        };
+        let failed = |err: redis::RedisError| {
+            let mut err = self.error("local_cache channel", &err);
+            if err.code == SessionError::Config {
+                err.message.push_str(
+                    "; local_cache needs CLIENT TRACKING: Redis 6 or later, and a user allowed CLIENT ID, CLIENT TRACKING and SUBSCRIBE",
+                );
+            }
+            err
+        };
+        let id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query(&mut conn)
+            .map_err(failed)?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("on")
+            .arg("REDIRECT")
+            .arg(id)
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(key_prefix)
+            .query::<()>(&mut conn)
+            .map_err(failed)?;
+        redis::cmd("SUBSCRIBE")
+            .arg(local_cache::INVALIDATE_CHANNEL)
+            .query::<redis::Value>(&mut conn)
+            .map_err(failed)?;
+        Ok((conn, server))
     }
 }
 
@@ -1400,8 +1615,11 @@ impl RedisStore {
     fn read(&self, id: &SessionId) -> Result<Option<(Vec<u8>, u64)>> {
         let key = self.key(id);
         type Fields = (Option<Vec<u8>>, Option<u64>, Option<Vec<u8>>, Option<u64>);
-        let ((data, absolute_ms, read_only, version), pttl): (Fields, i64) =
-            self.run("HMGET", |c| {
+        // Recorded before the request goes out (see `local_cache.rs`).
+        let reading = self.cache.as_ref().and_then(|cache| cache.begin(id));
+        let (sent, wall) = (mono_ns(), now_ns());
+        let (((data, absolute_ms, read_only, version), pttl), server): ((Fields, i64), u64) = self
+            .run_tagged("HMGET", |c| {
                 if !c.supports_pipelining() {
                     // A cluster connection: one round trip as a script.
                     return SCRIPTS[7].key(&key).invoke(c);
@@ -1420,6 +1638,20 @@ impl RedisStore {
         let (Some(data), Some(absolute_ms)) = (data, absolute_ms) else {
             return Ok(None);
         };
+        if let Some(reading) = reading.filter(|_| pttl > 0) {
+            // Both ends on the monotonic clock, counted from before the request.
+            let absolute_left = absolute_ms.saturating_mul(1_000_000).saturating_sub(wall);
+            reading.fill(
+                server,
+                local_cache::Hit {
+                    data: data.clone(),
+                    version: version.unwrap_or(0),
+                    absolute_ns: sent.saturating_add(absolute_left),
+                    end_ns: sent.saturating_add(pttl as u64 * 1_000_000),
+                    read_only: read_only.is_some(),
+                },
+            );
+        }
         if self.expiry.idle_timeout.is_some() && read_only.is_none() && pttl > 0 {
             let now = now_ns();
             let end_ns = now.saturating_add(pttl as u64 * 1_000_000);
@@ -1430,6 +1662,7 @@ impl RedisStore {
 
     /// Replaces the data (with `expected`, only while the version is that one).
     fn write(&self, id: &SessionId, data: &[u8], expected: Option<u64>) -> Result<Outcome> {
+        let _forget = self.forget_on_return(std::slice::from_ref(id));
         let token = self.request_token();
         let key = self.key(id);
         let idle_ms = self.idle_ms();
@@ -1455,6 +1688,28 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// A get through the local cache: answered from it when it holds the session
+    /// and need not move its idle end; from Redis otherwise (filling it).
+    fn cached_get(&self, cache: &Arc<LocalCache>, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let now = mono_ns();
+        if let Some(hit) = cache.lookup(id, now) {
+            if hit.read_only
+                || self
+                    .expiry
+                    .refresh_on_read(now, hit.absolute_ns, hit.end_ns)
+                    .is_none()
+            {
+                return Ok(Some(hit.data));
+            }
+        }
+        // No channel (yet, or any more): one is opened in the background, and
+        // until it is up gets go to Redis.
+        self.open_channel_later(cache);
+        Ok(self.read(id)?.map(|(data, _)| data))
+    }
+}
+
+impl RedisStore {
     /// Calls `each` with every key `SCAN` finds for `pattern`, 1,000 per round
     /// trip (a key may come twice).
     fn scan(&self, pattern: &[u8], mut each: impl FnMut(Vec<u8>) -> Result<()>) -> Result<()> {
@@ -1463,7 +1718,7 @@ impl RedisStore {
             password,
             tls,
             ..
-        } = &self.target
+        } = &self.net.target
         else {
             return self.scan_node(pattern, &mut each, &mut |what, command| {
                 self.run(what, command)
@@ -1481,7 +1736,7 @@ impl RedisStore {
                 };
                 info = addr
                     .into_connection_info()
-                    .map_err(|err| self.error("TLS", &err))?
+                    .map_err(|err| self.net.error("TLS", &err))?
                     .set_redis_settings(info.redis_settings().clone());
             }
             let held = SignalsHeld::new();
@@ -1496,15 +1751,18 @@ impl RedisStore {
                 _ => Client::open(info),
             };
             let mut conn = client
-                .and_then(|client| client.get_connection_with_timeout(self.connect_timeout))
-                .map_err(|err| self.error(&format!("cannot connect to {host}:{port}"), &err))?;
-            conn.set_read_timeout(Some(self.command_timeout))
-                .and_then(|()| conn.set_write_timeout(Some(self.command_timeout)))
-                .map_err(|err| self.error("cannot set timeouts", &err))?;
+                .and_then(|client| client.get_connection_with_timeout(self.net.connect_timeout))
+                .map_err(|err| {
+                    self.net
+                        .error(&format!("cannot connect to {host}:{port}"), &err)
+                })?;
+            conn.set_read_timeout(Some(self.net.command_timeout))
+                .and_then(|()| conn.set_write_timeout(Some(self.net.command_timeout)))
+                .map_err(|err| self.net.error("cannot set timeouts", &err))?;
             drop(held);
             self.scan_node(pattern, &mut each, &mut |what, command| {
                 let _held = SignalsHeld::new();
-                command(&mut conn).map_err(|err| self.error(what, &err))
+                command(&mut conn).map_err(|err| self.net.error(what, &err))
             })?;
         }
         Ok(())
@@ -1610,13 +1868,15 @@ impl RedisStore {
         new: &SessionId,
         checked: Option<(u64, Option<&[u8]>)>,
     ) -> Result<Outcome> {
+        let ids = [*old, *new];
+        let _forget = self.forget_on_return(&ids);
         let (old_key, new_key) = (self.key(old), self.key(new));
         let idle_ms = self.idle_ms();
         let grace_ms = u64::try_from(self.expiry.regenerate_grace.as_millis()).unwrap_or(u64::MAX);
         let now = now_ns();
         let expected = checked.map(|(v, _)| v.to_string()).unwrap_or_default();
         let data = checked.and_then(|(_, data)| data);
-        if matches!(self.target, Target::Cluster { .. }) {
+        if matches!(self.net.target, Target::Cluster { .. }) {
             return self.regenerate_in_steps(&old_key, &new_key, now, &expected, data);
         }
         let done = self.run("regenerate script", |c| {
@@ -1649,7 +1909,7 @@ impl RedisStore {
     /// one server or Sentinel, where a write is never sent twice.
     fn request_token(&self) -> String {
         use std::sync::atomic::{AtomicU64, Ordering};
-        if !matches!(self.target, Target::Cluster { .. }) {
+        if !matches!(self.net.target, Target::Cluster { .. }) {
             return String::new();
         }
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -1706,7 +1966,7 @@ impl RedisStore {
                 .ok_or_else(|| {
                     Error::new(
                         SessionError::StorageUnavailable,
-                        format!("{}: regenerate: a malformed reply", self.name),
+                        format!("{}: regenerate: a malformed reply", self.net.name),
                     )
                 })
         };
@@ -1777,6 +2037,7 @@ fn glob_literal(text: &[u8]) -> Vec<u8> {
 
 impl Store for RedisStore {
     fn create(&self, id: &SessionId, data: &[u8], lifetime: Duration) -> Result<Outcome> {
+        let _forget = self.forget_on_return(std::slice::from_ref(id));
         let token = self.request_token();
         let now = now_ns();
         let absolute_ns = now.saturating_add(super::nanos(lifetime));
@@ -1800,6 +2061,9 @@ impl Store for RedisStore {
     }
 
     fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        if let Some(cache) = &self.cache {
+            return self.cached_get(cache, id);
+        }
         let key = self.key(id);
         if self.expiry.idle_timeout.is_none() {
             return self.run("HGET", |c| redis::cmd("HGET").arg(&key).arg("d").query(c));
@@ -1820,12 +2084,14 @@ impl Store for RedisStore {
     }
 
     fn destroy(&self, id: &SessionId) -> Result<()> {
+        let _forget = self.forget_on_return(std::slice::from_ref(id));
         let key = self.key(id);
         self.run::<i64>("DEL", |c| redis::cmd("DEL").arg(&key).query(c))
             .map(|_| ())
     }
 
     fn take(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let _forget = self.forget_on_return(std::slice::from_ref(id));
         let key = self.key(id);
         // A key of another type (WRONGTYPE for HGET) is deleted all the same.
         type Reply = (redis::RedisResult<Option<Vec<u8>>>, i64);
@@ -1848,10 +2114,11 @@ impl Store for RedisStore {
     }
 
     fn destroy_many(&self, ids: &[SessionId]) -> Result<()> {
+        let _forget = self.forget_on_return(ids);
         if ids.is_empty() {
             return Ok(());
         }
-        if matches!(self.target, Target::Cluster { .. }) {
+        if matches!(self.net.target, Target::Cluster { .. }) {
             // Keys of many slots: one DEL each, each routed to its node.
             for id in ids {
                 self.destroy(id)?;
@@ -1972,7 +2239,7 @@ impl Store for RedisStore {
         // Each reply on its own: a key of another type (WRONGTYPE) is no session
         // and does not fail the others.
         type Reply = redis::RedisResult<(Option<Vec<u8>>, Option<u64>, Option<u64>)>;
-        let found: Vec<Reply> = if matches!(self.target, Target::Cluster { .. }) {
+        let found: Vec<Reply> = if matches!(self.net.target, Target::Cluster { .. }) {
             // Keys of many slots: one HMGET each, each routed to its node.
             let mut found = Vec::with_capacity(keys.len());
             for key in &keys {
@@ -2011,7 +2278,7 @@ impl Store for RedisStore {
                 ))),
                 Ok(_) => Ok(Peek::Missing),
                 Err(err) if err.code() == Some("WRONGTYPE") => Ok(Peek::Missing),
-                Err(err) => Err(self.error("HMGET", &err)),
+                Err(err) => Err(self.net.error("HMGET", &err)),
             })
             .collect()
     }
@@ -2069,6 +2336,10 @@ impl Store for RedisStore {
             .collect())
     }
 
+    fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| cache.stats())
+    }
+
     fn index_remove(&self, owner: &OwnerTag, ids: &[SessionId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
@@ -2088,6 +2359,9 @@ impl Store for RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
+        if let Some(cache) = &self.cache {
+            cache.stop(Duration::from_millis(200));
+        }
         self.pool.lock().adopt(std::process::id());
     }
 }
