@@ -270,3 +270,89 @@ fn after_a_planned_failover_writes_go_to_the_new_primary() {
         assert!(acked > window, "no write after the switch");
     }
 }
+
+/// The local read cache through a planned failover: the old primary stays
+/// writable for seconds, and a channel on it would never hear of the writes
+/// other servers make on the new one. The cache is emptied as soon as the store
+/// moves to the new primary, and then serves again, coherently, from it.
+#[test]
+fn the_local_cache_follows_a_planned_failover() {
+    let _together = KILLING.read().unwrap_or_else(|e| e.into_inner());
+    let t = RedisSentinel::start();
+    let cached = open(&t, r#", "local_cache": {"max_stale_ms": 2000}"#);
+    let other = open(&t, "");
+    let stats = || cached.store().cache_stats().unwrap();
+    let id = cached.create(b"before").unwrap();
+    let replicas: i64 = t.primary.query(0, &[b"WAIT", b"1", b"5000"]);
+    assert_eq!(replicas, 1, "the replica did not acknowledge");
+    let hit = || {
+        let hits = stats().hits;
+        cached.get(id.as_bytes()).is_ok() && stats().hits == hits + 1
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hit() {
+        assert!(Instant::now() < deadline, "never cached: {:?}", stats());
+    }
+    let flushes = stats().flushes;
+
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}", t.sentinels[0].port)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    // (Until the sentinels have seen the replica: NOGOODSLAVE.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(err) = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(MASTER)
+        .query::<String>(&mut conn)
+    {
+        assert!(Instant::now() < deadline, "SENTINEL FAILOVER: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.sentinels[0].master() != Some(t.replica.port) {
+        assert!(Instant::now() < deadline, "the failover did not happen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let switched = Instant::now();
+    // The store asks the sentinels every second: its cache empties then, while
+    // the old primary still accepts writes.
+    while stats().flushes == flushes {
+        let _ = cached.get(id.as_bytes());
+        assert!(
+            switched.elapsed() < Duration::from_secs(5),
+            "the cache did not follow the new primary: {:?}",
+            stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let followed = switched.elapsed();
+    // A write made on the new primary through another store is seen, and the
+    // cache answers again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while other.update(id.as_bytes(), b"after").is_err() {
+        assert!(Instant::now() < deadline, "the other store never wrote");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while cached.get(id.as_bytes()).ok().as_deref() != Some(&b"after"[..]) {
+        assert!(
+            Instant::now() < deadline,
+            "the write on the new primary was not seen"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    while !hit() {
+        assert!(
+            Instant::now() < deadline,
+            "never cached again: {:?}",
+            stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = other.update(id.as_bytes(), b"later");
+    while cached.get(id.as_bytes()).ok().as_deref() != Some(&b"later"[..]) {
+        assert!(Instant::now() < deadline, "a later write was not seen");
+    }
+    eprintln!(
+        "planned failover: the local cache was emptied {:.2} s after the sentinels switched",
+        followed.as_secs_f64()
+    );
+}

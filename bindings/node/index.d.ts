@@ -5,7 +5,7 @@
 // In: every text argument is a string (sent as UTF-8) or a Buffer/Uint8Array (sent as
 // its bytes); neither may contain a NUL (InvalidArgumentError).
 // Out: every text result is a string decoded from UTF-8; counts and seconds are
-// numbers; versions are BigInts.
+// numbers; versions are BigInts; listOwner and cacheStats parse the C call's JSON.
 // Failures throw a SessionError subclass. A missing session is null from the get-like
 // calls: get, getValue, popValue, getVersioned, ttl and idFromCookieHeader.
 
@@ -16,6 +16,23 @@ export type Text = string | Uint8Array;
 export interface Versioned {
   data: string;
   version: bigint;
+}
+
+/**
+ * cacheStats(): the counters of the Redis driver's local read cache (`local_cache`),
+ * the JSON object of session_cache_stats as is: gets answered from memory (`hits`) and
+ * sent to Redis (`misses`), sessions dropped because Redis reported a change
+ * (`invalidations`), times the whole cache was emptied (`flushes`), what it holds now
+ * (`entries`, `bytes`), and whether it is in use (`channel_up`).
+ */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  invalidations: number;
+  flushes: number;
+  entries: number;
+  bytes: number;
+  channel_up: boolean;
 }
 
 /** The codes of session_last_error_code() (enum session_error of session.h). */
@@ -128,6 +145,8 @@ export interface SessionCalls {
   destroyOwner(owner: Text): number;
   /** Ids of the owner's live sessions, the one that ends first first. */
   listOwner(owner: Text): string[];
+  /** The Redis local_cache's counters; InvalidArgumentError for a store without one. */
+  cacheStats(): CacheStats;
   /** How many live sessions the owner has. */
   countOwner(owner: Text): number;
   /** A Set-Cookie value giving the browser session `id` (no lookup). */
@@ -171,6 +190,7 @@ export declare class Store implements SessionCalls {
   updateIf(id: Text, data: Text, version: bigint | number): void;
   destroyOwner(owner: Text): number;
   listOwner(owner: Text): string[];
+  cacheStats(): CacheStats;
   countOwner(owner: Text): number;
   cookieHeader(id: Text): string;
   cookieClearHeader(): string;
@@ -213,6 +233,7 @@ export declare function getVersioned(id: Text): Versioned | null;
 export declare function updateIf(id: Text, data: Text, version: bigint | number): void;
 export declare function destroyOwner(owner: Text): number;
 export declare function listOwner(owner: Text): string[];
+export declare function cacheStats(): CacheStats;
 export declare function countOwner(owner: Text): number;
 export declare function cookieHeader(id: Text): string;
 export declare function cookieClearHeader(): string;

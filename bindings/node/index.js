@@ -10,7 +10,8 @@
 // In: every text argument is a string (sent as UTF-8) or a Buffer/Uint8Array (sent
 // as its bytes); neither may contain a NUL, which C would cut the text at.
 // Out: every text result is a string decoded from UTF-8 (a byte sequence that is not
-// UTF-8 becomes U+FFFD); counts are numbers, versions BigInts.
+// UTF-8 becomes U+FFFD); counts are numbers, versions BigInts; listOwner and
+// cacheStats give the JSON of the C call parsed (an array of ids, an object).
 // Failures throw a SessionError subclass chosen by session_last_error_code(), read
 // on the calling thread right after the failing call. A missing session is null from
 // the get-like calls: get, getValue, popValue, getVersioned, ttl, idFromCookieHeader.
@@ -139,6 +140,7 @@ const PROTOTYPES = Object.freeze([
   'owned_string_t session_pop_value(const char *session_id, const char *key)',
   'long session_destroy_owner(const char *owner)',
   'owned_string_t session_list_owner(const char *owner)',
+  'owned_string_t session_cache_stats(void)',
   'long session_count_owner(const char *owner)',
   'owned_string_t session_cookie_header(const char *session_id)',
   'owned_string_t session_cookie_clear_header(void)',
@@ -169,6 +171,7 @@ const PROTOTYPES = Object.freeze([
   'owned_string_t session_store_pop_value(const session_store_t *store, const char *session_id, const char *key)',
   'long session_store_destroy_owner(const session_store_t *store, const char *owner)',
   'owned_string_t session_store_list_owner(const session_store_t *store, const char *owner)',
+  'owned_string_t session_store_cache_stats(const session_store_t *store)',
   'long session_store_count_owner(const session_store_t *store, const char *owner)',
   'owned_string_t session_store_cookie_header(const session_store_t *store, const char *session_id)',
   'owned_string_t session_store_cookie_clear_header(const session_store_t *store)',
@@ -366,6 +369,9 @@ const ops = {
   listOwner(p, h, owner) {
     return JSON.parse(stringCall(`${p}list_owner`, [...h, text(owner, 'owner')]));
   },
+  cacheStats(p, h) {
+    return JSON.parse(stringCall(`${p}cache_stats`, h));
+  },
   countOwner(p, h, owner) {
     return countCall(`${p}count_owner`, [...h, text(owner, 'owner')]);
   },
@@ -501,6 +507,10 @@ class Store {
   listOwner(owner) {
     return ops.listOwner(STORE, this.#h(), owner);
   }
+  /** session_store_cache_stats: the counters of the Redis driver's local_cache. */
+  cacheStats() {
+    return ops.cacheStats(STORE, this.#h());
+  }
   countOwner(owner) {
     return ops.countOwner(STORE, this.#h(), owner);
   }
@@ -583,6 +593,7 @@ const CALLS = Object.freeze({
   session_pop_value: 'popValue',
   session_destroy_owner: 'destroyOwner',
   session_list_owner: 'listOwner',
+  session_cache_stats: 'cacheStats',
   session_count_owner: 'countOwner',
   session_cookie_header: 'cookieHeader',
   session_cookie_clear_header: 'cookieClearHeader',
@@ -613,6 +624,7 @@ const CALLS = Object.freeze({
   session_store_pop_value: 'Store#popValue',
   session_store_destroy_owner: 'Store#destroyOwner',
   session_store_list_owner: 'Store#listOwner',
+  session_store_cache_stats: 'Store#cacheStats',
   session_store_count_owner: 'Store#countOwner',
   session_store_cookie_header: 'Store#cookieHeader',
   session_store_cookie_clear_header: 'Store#cookieClearHeader',

@@ -994,6 +994,10 @@ impl RedisStore {
                     healthy: false,
                 };
                 let conn = self.net.connect()?; // on error, `lent` gives the slot back
+                if let Some(cache) = &self.cache {
+                    // A new primary (Sentinel): the cache's channel watches the old one.
+                    cache.follow(conn.server());
+                }
                 lent.conn = Some(conn);
                 lent.healthy = true;
                 return Ok(lent);
@@ -1046,12 +1050,18 @@ impl RedisStore {
         let Ok((addr, client)) = self.net.ask_sentinels(&sentinel.config) else {
             return;
         };
+        let server = server_tag(&addr);
         let mut primary = sentinel.primary.lock();
         let changed = primary.as_ref().is_some_and(|(known, _)| *known != addr);
         *primary = Some((addr, client));
         drop(primary);
         if changed {
             self.drop_idle();
+            if let Some(cache) = &self.cache {
+                // The old primary may stay writable for seconds (a planned
+                // failover), and its channel would miss the new one's writes.
+                cache.follow(server);
+            }
         }
     }
 

@@ -7,7 +7,9 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { it } = require('node:test');
-const { lib, tempDir, fileConfig, memoryConfig, sleep, HEADER } = require('./helpers');
+const {
+  lib, tempDir, fileConfig, memoryConfig, redisConfig, sleep, sharedRedis, cachedGets, HEADER,
+} = require('./helpers');
 
 const { Store, ConfigError, NotFoundError, ConflictError, InvalidArgumentError } = lib;
 const ID = /^[0-9a-f]{64}$/;
@@ -68,6 +70,8 @@ it('every global call on the default store', () => {
 
   assert.equal(lib.destroyOwner('42'), 2);
   assert.equal(lib.count(), 0);
+  assert.throws(() => lib.cacheStats(), (err) => err instanceof InvalidArgumentError &&
+    err.code === 2, 'no local_cache');
   const last = lib.create('{}');
   lib.destroy(last);
   assert.equal(lib.get(last), null);
@@ -75,6 +79,24 @@ it('every global call on the default store', () => {
   assert.equal(lib.exists(last), false);
   assert.throws(() => lib.update(last, '{}'), NotFoundError);
   assert.throws(() => lib.get('nope'), InvalidArgumentError);
+});
+
+it('cacheStats on the default store: Redis with local_cache', async () => {
+  const server = await sharedRedis();
+  lib.initJson(redisConfig(server.port, { lifetime: 3600, local_cache: { max_stale_ms: 2000 } }));
+  assert.equal(lib.cacheStats().hits, 0);
+  const id = lib.create('{"user_id":42}');
+  const stats = await cachedGets(lib, id);
+  assert.ok(stats.hits >= 1, JSON.stringify(stats));
+  assert.ok(stats.entries >= 1, JSON.stringify(stats));
+  assert.equal(stats.channel_up, true, JSON.stringify(stats));
+  const same = Store.named(); // the same store: the same counters
+  assert.ok(same.cacheStats().hits >= stats.hits);
+  same.close();
+  lib.initJson(redisConfig(server.port));
+  assert.throws(() => lib.cacheStats(), (err) => err instanceof InvalidArgumentError &&
+    err.code === lib.ErrorCode.INVALID_ARGUMENT && /local_cache/.test(err.message));
+  lib.initJson(memoryConfig()); // the tests below run on memory
 });
 
 it('createId, version, lastError, lastErrorCode', () => {

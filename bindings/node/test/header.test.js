@@ -74,10 +74,10 @@ function problems(headerText) {
 
 const header = fs.readFileSync(HEADER, 'utf8');
 
-it('parses the 59 functions of include/session.h', () => {
+it('parses the 61 functions of include/session.h', () => {
   const declared = parseHeader(header);
-  assert.equal(declared.length, 59, declared.map((f) => f.name).join(' '));
-  assert.equal(new Set(declared.map((f) => f.name)).size, 59);
+  assert.equal(declared.length, 61, declared.map((f) => f.name).join(' '));
+  assert.equal(new Set(declared.map((f) => f.name)).size, 61);
   assert.deepEqual(declared.find((f) => f.name === 'session_store_update_if'), {
     name: 'session_store_update_if',
     ret: 'int',

@@ -217,6 +217,26 @@ function sharedRedis() {
   return shared;
 }
 
+/**
+ * Gets `id` (data '{"user_id":42}') through `store` (a Store, or the module for the
+ * global API, with local_cache) `atLeast` times, then, only while no get was answered
+ * from the local cache yet, again (at most `most` gets in all, 20 ms apart): the
+ * create's own invalidation may arrive while the first get is under way, which then
+ * does not fill the cache. Resolves with the last cacheStats().
+ */
+async function cachedGets(store, id, atLeast = 2, most = 50) {
+  let stats;
+  for (let n = 1; n <= most; n++) {
+    if (store.get(id) !== '{"user_id":42}') throw new Error(`get ${id}: wrong data`);
+    stats = store.cacheStats();
+    if (n >= atLeast) {
+      if (stats.hits >= 1) break;
+      await sleep(20);
+    }
+  }
+  return stats;
+}
+
 module.exports = {
   REPO,
   HEADER,
@@ -232,4 +252,5 @@ module.exports = {
   redis,
   startRedis,
   sharedRedis,
+  cachedGets,
 };

@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { describe, it: test, after } = require('node:test');
 const {
-  lib, tempDir, fileConfig, memoryConfig, redisConfig, sleep, sharedRedis,
+  lib, tempDir, fileConfig, memoryConfig, redisConfig, sleep, sharedRedis, cachedGets,
 } = require('./helpers');
 
 const { Store, InvalidArgumentError, NotFoundError, ConflictError, ConfigError } = lib;
@@ -195,6 +195,31 @@ for (const [driver, config] of Object.entries(drivers)) {
       assert.deepEqual(s.listOwner('1'), [second, third], 'the one that ends first first');
     });
 
+    it('cacheStats: the Redis local_cache\'s counters, InvalidArgumentError without one',
+      async () => {
+        if (driver === 'redis') {
+          // (A generous max_stale_ms: on a loaded machine a late heartbeat would send the
+          // gets to Redis.)
+          const s = open({ local_cache: { max_stale_ms: 2000 } });
+          const before = s.cacheStats();
+          assert.deepEqual(Object.keys(before).sort(),
+            ['bytes', 'channel_up', 'entries', 'flushes', 'hits', 'invalidations', 'misses']);
+          assert.equal(before.hits, 0);
+          assert.equal(before.entries, 0);
+          const id = s.create('{"user_id":42}');
+          const stats = await cachedGets(s, id);
+          assert.ok(stats.hits >= 1, JSON.stringify(stats));
+          assert.ok(stats.entries >= 1, JSON.stringify(stats));
+          assert.ok(stats.bytes > 0, JSON.stringify(stats));
+          assert.equal(stats.channel_up, true, JSON.stringify(stats));
+        }
+        // Every driver without local_cache (Redis too): InvalidArgumentError, code 2.
+        const plain = open();
+        assert.throws(() => plain.cacheStats(), (err) => err instanceof InvalidArgumentError &&
+          err.code === lib.ErrorCode.INVALID_ARGUMENT && err.code === 2 &&
+          /local_cache/.test(err.message));
+      });
+
     it('cookies', () => {
       const s = open({ lifetime: 3600, cookie: { name: 'sid', same_site: 'Strict' } });
       const id = s.create('{}');
@@ -242,6 +267,7 @@ for (const [driver, config] of Object.entries(drivers)) {
         deleteValue: () => s.deleteValue(id, 'k'), popValue: () => s.popValue(id, 'k'),
         getVersioned: () => s.getVersioned(id), updateIf: () => s.updateIf(id, '{}', 1n),
         destroyOwner: () => s.destroyOwner('1'), listOwner: () => s.listOwner('1'),
+        cacheStats: () => s.cacheStats(),
         countOwner: () => s.countOwner('1'), cookieHeader: () => s.cookieHeader(id),
         cookieClearHeader: () => s.cookieClearHeader(),
         idFromCookieHeader: () => s.idFromCookieHeader(`session_id=${id}`),

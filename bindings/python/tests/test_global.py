@@ -8,6 +8,7 @@ import time
 import pytest
 
 import libsession
+from conftest import cached_gets, store_config
 from libsession import ConfigError, Conflict, ErrorCode, InvalidArgument, NotFound, default
 
 MEMORY = json.dumps({
@@ -68,6 +69,10 @@ def test_default_store_every_call():
     assert default.list_owner("42") == [new, long]
     assert default.destroy_owner("42") == 2
     assert default.count() == 0
+    # No local cache (that is the Redis driver's local_cache).
+    with pytest.raises(InvalidArgument) as info:
+        default.cache_stats()
+    assert info.value.code == ErrorCode.INVALID_ARGUMENT
     # Expiry.
     short = default.create("{}", ttl=1)
     time.sleep(2.1)
@@ -86,6 +91,23 @@ def test_default_store_every_call():
     with pytest.raises(InvalidArgument):
         default.get("nope")
     default.destroy("ab" * 32)
+
+
+def test_default_store_cache_stats(redis_server):
+    # session_cache_stats: the default store on Redis with local_cache.
+    libsession.init_json(store_config("redis", redis=redis_server,
+                                      local_cache={"max_stale_ms": 2000}))
+    assert default.cache_stats()["hits"] == 0
+    sid = default.create('{"user_id":42}')
+    stats = cached_gets(default, sid)
+    assert stats["hits"] >= 1 and stats["entries"] >= 1, stats
+    assert stats["channel_up"] is True, stats
+    with libsession.Store.named() as same:  # the same store: the same counters
+        assert same.cache_stats()["hits"] >= stats["hits"]
+    libsession.init_json(store_config("redis", redis=redis_server))
+    with pytest.raises(InvalidArgument, match="local_cache") as info:
+        default.cache_stats()
+    assert info.value.code == 2
 
 
 def test_init_from_a_file(tmp_path):

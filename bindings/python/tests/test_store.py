@@ -7,6 +7,7 @@ import time
 import pytest
 
 import libsession
+from conftest import cached_gets
 from libsession import Conflict, ConfigError, ErrorCode, InvalidArgument, NotFound, TooLarge
 
 ID = re.compile(r"^[0-9a-f]{64}$")
@@ -323,6 +324,31 @@ def test_owner_calls_need_owner_key(store):
         assert "owner_key" in info.value.message
 
 
+def test_cache_stats(make_store):
+    if make_store.driver == "redis":
+        # (A generous max_stale_ms: on a loaded machine a late heartbeat would send
+        # the gets to Redis.)
+        store = make_store(local_cache={"max_stale_ms": 2000})
+        before = store.cache_stats()
+        assert set(before) == {
+            "hits", "misses", "invalidations", "flushes", "entries", "bytes", "channel_up",
+        }
+        assert before["hits"] == 0 and before["entries"] == 0
+        sid = store.create('{"user_id":42}')
+        stats = cached_gets(store, sid)
+        assert stats["hits"] >= 1, stats
+        assert stats["entries"] >= 1, stats
+        assert stats["bytes"] > 0, stats
+        assert stats["channel_up"] is True, stats
+        assert all(type(stats[k]) is int for k in stats if k != "channel_up"), stats
+    # Every driver without local_cache (the Redis one too): InvalidArgument.
+    plain = make_store()
+    with pytest.raises(InvalidArgument) as info:
+        plain.cache_stats()
+    assert info.value.code == ErrorCode.INVALID_ARGUMENT == 2
+    assert "local_cache" in info.value.message
+
+
 def test_cookies(make_store):
     store = make_store(lifetime=7200, cookie={"name": "__Host-sid", "same_site": "Strict"})
     sid = store.create("{}")
@@ -395,6 +421,7 @@ def test_closed_store(make_store):
         lambda: store.destroy_owner("1"),
         lambda: store.list_owner("1"),
         lambda: store.count_owner("1"),
+        lambda: store.cache_stats(),
         lambda: store.cookie_header(sid),
         lambda: store.cookie_clear_header(),
         lambda: store.id_from_cookie_header("a=b"),

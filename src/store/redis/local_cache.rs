@@ -446,6 +446,18 @@ impl LocalCache {
         }
     }
 
+    /// The store now reaches the server tagged `server`: a channel that watches
+    /// another one is lost (the cache is emptied), and a new one is opened on
+    /// the new server at the next get.
+    pub fn follow(&self, server: u64) {
+        let mut inner = self.lock();
+        if matches!(inner.channel, Channel::Up { server: watched } if watched != server) {
+            inner.lose_channel(0);
+            drop(inner);
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Whether the listener of `epoch` should go on.
     fn current(&self, epoch: u64) -> bool {
         !self.stopped.load(Ordering::Relaxed) && self.lock().epoch == epoch
@@ -757,6 +769,21 @@ mod tests {
         let cache = open_cache(10, 1 << 20);
         cache.begin(&id(1)).unwrap().fill(8, found(b"one"));
         assert_eq!(cache.lookup(&id(1), mono_ns()), None);
+    }
+
+    #[test]
+    fn a_new_primary_empties_the_cache_and_drops_the_channel() {
+        let cache = open_cache(10, 1 << 20);
+        fill(&cache, 1, b"one");
+        cache.follow(7);
+        assert!(cache.lookup(&id(1), mono_ns()).is_some(), "same server");
+        cache.follow(8);
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.entries, stats.channel_up, stats.flushes),
+            (0, false, 1)
+        );
+        assert!(cache.should_open(0).is_some(), "a new channel is opened");
     }
 
     #[test]

@@ -11,6 +11,7 @@ import {
   ErrorCode,
   type Versioned,
   type Text,
+  type CacheStats,
 } from "../../index.js";
 
 function status(store: Store, cookie: string): number {
@@ -65,6 +66,9 @@ const popped: string | null = store.popValue(fresh, "flash");
 store.deleteValue(fresh, "cart");
 const ended: number = store.destroyOwner("42");
 const ids: string[] = store.listOwner("42");
+const stats: CacheStats = store.cacheStats();
+const hits: number = stats.hits;
+const channelUp: boolean = stats.channel_up;
 const owned: number = store.countOwner("42");
 const setCookie: string = store.cookieHeader(fresh);
 const clear: string = store.cookieClearHeader();
@@ -72,7 +76,7 @@ const closed: boolean = store.closed;
 store.close();
 increment(other, id);
 void [status(global, "a=b"), named, left, live, n, removed, value, popped, ended, ids, owned,
-  setCookie, clear, closed];
+  setCookie, clear, closed, hits, channelUp];
 
 session.init("/etc/app/config.json");
 session.initJson('{"sessions": {"driver": "memory"}}');
@@ -93,6 +97,7 @@ const gpop: string | null = session.popValue(gnew, "k");
 session.deleteValue(gnew, "k");
 const gended: number = session.destroyOwner("42");
 const glist: string[] = session.listOwner("42");
+const gstats: CacheStats = session.cacheStats();
 const gowned: number = session.countOwner("42");
 const gcookie: string = session.cookieHeader(gnew);
 const gclear: string = session.cookieClearHeader();
@@ -114,8 +119,8 @@ const errors: SessionError[] = [
   new session.CorruptError("m"),
 ];
 session.shutdown();
-void [gdata, gttl, gexists, gcount, gval, gpop, gended, glist, gowned, gcookie, gclear, gfound,
-  gremoved, newId, ver, message, code, loadedFrom, prototypes, made, errors];
+void [gdata, gttl, gexists, gcount, gval, gpop, gended, glist, gstats, gowned, gcookie, gclear,
+  gfound, gremoved, newId, ver, message, code, loadedFrom, prototypes, made, errors];
 
 // Wrong uses the declarations must reject.
 // @ts-expect-error: no public constructor
@@ -132,10 +137,12 @@ const wrongVersion: number = store.getVersioned(id)!.version;
 const wrongTtl: number = store.ttl(id);
 // @ts-expect-error: listOwner gives an array
 const wrongList: string = store.listOwner("42");
+// @ts-expect-error: channel_up is a boolean
+const wrongUp: number = store.cacheStats().channel_up;
 // @ts-expect-error: ErrorCode is read-only
 ErrorCode.OK = 1;
 // @ts-expect-error: a ConflictError's code is 9
 const wrongCode: 1 = new ConflictError("m").code;
 // @ts-expect-error: update returns nothing
 const wrongUpdate: boolean = store.update(id, "{}");
-void [notNull, wrongVersion, wrongTtl, wrongList, wrongCode, wrongUpdate];
+void [notNull, wrongVersion, wrongTtl, wrongList, wrongUp, wrongCode, wrongUpdate];

@@ -16,7 +16,8 @@ Types. Arguments are str (sent as UTF-8) or bytes. Results are str: ids, data,
 JSON values, cookie headers; data that is not UTF-8 comes back with
 surrogateescape characters, so passing that str back stores the same bytes;
 get_bytes / get_versioned_bytes return the data as bytes. Counts and ttl are int,
-exists is bool, list_owner a list of str ids, get_versioned (data, version).
+exists is bool, list_owner a list of str ids, get_versioned (data, version),
+cache_stats a dict (the Redis local_cache's counters; InvalidArgument without one).
 
 Errors. A missing session is None from get, get_bytes, get_value, pop_value,
 get_versioned(_bytes), ttl and id_from_cookie_header (get_value and pop_value also

@@ -269,6 +269,12 @@ class _Api:
         """The ids (list of str) of `owner`'s live sessions, first to end first."""
         return json.loads(_text(self._string("list_owner", _arg(owner, "owner"))))
 
+    def cache_stats(self):
+        """The counters of the Redis driver's local read cache (`local_cache`) as a
+        dict: hits, misses, invalidations, flushes, entries, bytes (int) and
+        channel_up (bool). A store without a local cache raises InvalidArgument."""
+        return json.loads(_text(self._string("cache_stats")))
+
     def count_owner(self, owner):
         """How many live sessions `owner` has."""
         return self._count("count_owner", _arg(owner, "owner"))
