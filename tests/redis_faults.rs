@@ -158,9 +158,14 @@ fn pump(
 const TIMEOUT_MS: u64 = 300;
 
 fn open(url: &str) -> Sessions {
+    open_with(url, "")
+}
+
+/// [`open`] with extra `sessions` keys (a JSON fragment).
+fn open_with(url: &str, extra: &str) -> Sessions {
     let json = format!(
         r#"{{"sessions": {{"driver": "redis", "url": "{url}", "pool_size": 8,
-             "connect_timeout_ms": {TIMEOUT_MS}, "command_timeout_ms": {TIMEOUT_MS}}}}}"#
+             "connect_timeout_ms": {TIMEOUT_MS}, "command_timeout_ms": {TIMEOUT_MS}{extra}}}}}"#
     );
     Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap()
 }
@@ -373,4 +378,74 @@ fn a_server_restart_during_a_burst_from_8_threads() {
         let id = s.create(b"{\"after\":1}").unwrap();
         assert_eq!(s.get(id.as_bytes()).unwrap(), b"{\"after\":1}");
     }
+}
+
+/// The local read cache behind a half-open connection (a network partition
+/// between this process and Redis, while others still write): its channel hears
+/// neither invalidations nor heartbeats any more, so within `max_stale_ms` the
+/// cache steps aside. A session changed on the server meanwhile is never read
+/// old after that bound: gets fail with a storage error in time, and once the
+/// fault ends they return the new data, without re-init.
+#[test]
+fn a_half_open_channel_makes_the_local_cache_step_aside_within_max_stale() {
+    const MAX_STALE_MS: u64 = 200;
+    let redis = RedisServer::start(&[]);
+    let proxy = Proxy::start(redis.port);
+    let s = open_with(
+        &proxy.url(),
+        &format!(r#", "local_cache": {{"max_stale_ms": {MAX_STALE_MS}}}"#),
+    );
+    let stats = || s.store().cache_stats().unwrap();
+    let id = s.create(b"old").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hits = stats().hits;
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"old");
+        if stats().hits > hits {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cached: {:?}", stats());
+    }
+
+    proxy.set(Fault::HalfOpen);
+    // Another client changes it on the server itself, not through the proxy.
+    let _: i64 = redis.query(
+        0,
+        &[b"HSET", format!("session:{id}").as_bytes(), b"d", b"new"],
+    );
+    let changed = Instant::now();
+    let (mut old, mut failed, mut last_old) = (0, 0, Duration::ZERO);
+    while changed.elapsed() < Duration::from_millis(1500) {
+        let started = Instant::now();
+        match storage_error_in_time(started, s.get(id.as_bytes())) {
+            Some(data) => {
+                assert_eq!(data, b"old", "nothing new can come through the fault");
+                assert!(
+                    started < changed + Duration::from_millis(MAX_STALE_MS),
+                    "the cache answered {:?} after the write, past max_stale_ms",
+                    started - changed
+                );
+                old += 1;
+                last_old = started - changed;
+            }
+            None => failed += 1,
+        }
+    }
+    assert!(failed > 0, "no get went to the server");
+    let cut = stats();
+    assert!(!cut.channel_up && cut.entries == 0, "{cut:?}");
+
+    proxy.set(Fault::None);
+    let healed = Instant::now();
+    while s.get(id.as_bytes()).ok().as_deref() != Some(&b"new"[..]) {
+        assert!(
+            healed.elapsed() < Duration::from_secs(10),
+            "not served again after the fault"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "half-open channel: {old} gets answered from the cache, the last {last_old:?} after the write; then {failed} failed in time; served the new data {:?} after the fault ended",
+        healed.elapsed()
+    );
 }
