@@ -576,8 +576,10 @@ fn values_test_memory_driver() {
 #[test]
 fn values_test_redis_driver() {
     let server = support::redis_server::RedisServer::start(&[]);
+    // (A generous command timeout: the test is about lost updates, and a loaded
+    // machine running other suites can hold a reply for a second.)
     let config = format!(
-        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8}}}}"#,
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8, "command_timeout_ms": 5000}}}}"#,
         server.url()
     );
     let tmp = TempDir::new("values-redis");
@@ -589,7 +591,7 @@ fn values_test_redis_driver() {
 fn values_test_redis_local_cache() {
     let server = support::redis_server::RedisServer::start(&[]);
     let config = format!(
-        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8, "local_cache": {{}}}}}}"#,
+        r#"{{"sessions": {{"driver": "redis", "url": "{}", "pool_size": 8, "command_timeout_ms": 5000, "local_cache": {{}}}}}}"#,
         server.url()
     );
     let tmp = TempDir::new("values-redis-cache");

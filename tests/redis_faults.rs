@@ -16,7 +16,7 @@ use session::config::Config;
 use session::{SessionError, Sessions};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::redis_server::RedisServer;
@@ -37,6 +37,8 @@ enum Fault {
 
 struct Proxy {
     port: u16,
+    /// Where new connections go (existing ones stay where they are).
+    upstream: Arc<AtomicU16>,
     fault: Arc<AtomicU8>,
     delay_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -51,11 +53,13 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let proxy = Proxy {
             port,
+            upstream: Arc::new(AtomicU16::new(upstream)),
             fault: Arc::new(AtomicU8::new(Fault::None as u8)),
             delay_ms: Arc::new(AtomicU64::new(0)),
             stop: Arc::new(AtomicBool::new(false)),
             sockets: Arc::new(Mutex::new(Vec::new())),
         };
+        let upstream = proxy.upstream.clone();
         let (fault, delay, stop, sockets) = (
             proxy.fault.clone(),
             proxy.delay_ms.clone(),
@@ -72,7 +76,8 @@ impl Proxy {
                     }
                 };
                 client.set_nonblocking(false).unwrap();
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                let to = upstream.load(Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
@@ -94,6 +99,12 @@ impl Proxy {
             }
         });
         proxy
+    }
+
+    /// Sends new connections to `port` (a DNS name that now names another
+    /// server).
+    fn retarget(&self, port: u16) {
+        self.upstream.store(port, Ordering::SeqCst);
     }
 
     fn set(&self, fault: Fault) {
@@ -448,4 +459,71 @@ fn a_half_open_channel_makes_the_local_cache_step_aside_within_max_stale() {
         "half-open channel: {old} gets answered from the cache, the last {last_old:?} after the write; then {failed} failed in time; served the new data {:?} after the fault ended",
         healed.elapsed()
     );
+}
+
+/// A `url` whose name moves to another server (a DNS failover endpoint, a
+/// proxy): pooled connections made afterwards reach the new server while the
+/// local cache's channel still watches the old one, which never reports the new
+/// one's writes. Each new pooled connection probes the channel's mark channel on
+/// its server; nobody listens there, so the channel is given up and reopened on
+/// the new server, and its writes are seen.
+#[test]
+fn the_local_cache_follows_a_url_that_moves_to_another_server() {
+    let first = RedisServer::start(&[]);
+    let second = RedisServer::start(&[]);
+    let proxy = Proxy::start(first.port);
+    let s = std::sync::Arc::new(open_with(
+        &proxy.url(),
+        r#", "local_cache": {"max_stale_ms": 5000}"#,
+    ));
+    let stats = || s.store().cache_stats().unwrap();
+    let id = s.create(b"first").unwrap();
+    let key = format!("session:{id}");
+    // The same session on the second server (as a replica would hold it).
+    let fields: Vec<(String, Vec<u8>)> = first.query(0, &[b"HGETALL", key.as_bytes()]);
+    let mut hset: Vec<&[u8]> = vec![b"HSET", key.as_bytes()];
+    for (field, value) in &fields {
+        hset.push(field.as_bytes());
+        hset.push(value);
+    }
+    let _: i64 = second.query(0, &hset);
+    let _: i64 = second.query(0, &[b"EXPIRE", key.as_bytes(), b"3600"]);
+    let _: i64 = second.query(0, &[b"HSET", key.as_bytes(), b"d", b"second"]);
+
+    proxy.retarget(second.port);
+    let flushes = stats().flushes;
+    // Gets from several threads at once: the pool makes new connections, which
+    // now reach the second server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats().flushes == flushes {
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        let _ = s.get(id.as_bytes());
+                    }
+                });
+            }
+        });
+        assert!(
+            Instant::now() < deadline,
+            "the cache never noticed: {:?}",
+            stats()
+        );
+    }
+    // The new channel watches the second server: a change there is seen.
+    while s.get(id.as_bytes()).ok().as_deref() != Some(&b"second"[..]) {
+        assert!(
+            Instant::now() < deadline,
+            "the second server's data never read"
+        );
+    }
+    let _: i64 = second.query(0, &[b"HSET", key.as_bytes(), b"d", b"changed"]);
+    while s.get(id.as_bytes()).ok().as_deref() != Some(&b"changed"[..]) {
+        assert!(
+            Instant::now() < deadline,
+            "a change on the second server was never seen: {:?}",
+            stats()
+        );
+    }
 }

@@ -892,19 +892,19 @@ impl RedisStore {
             return Ok(());
         };
         let since = mono_ns();
-        let (conn, server) = match self.net.subscribe_channel(&self.key_prefix) {
+        let (conns, server) = match self.net.subscribe_channel(&self.key_prefix) {
             Ok(opened) => opened,
             Err(err) => {
                 cache.open_failed(epoch, mono_ns());
                 return Err(err);
             }
         };
-        if !cache.opened(epoch, server, since) {
+        if !cache.opened(epoch, server, &conns.mark, since) {
             return Ok(());
         }
         let (net, listener) = (Arc::clone(&self.net), Arc::clone(cache));
-        self.spawn_listener(cache, epoch, move || {
-            local_cache::listen(listener, conn, epoch, net.command_timeout)
+        self.spawn_channel_thread(cache, epoch, move || {
+            local_cache::listen(&listener, conns, epoch, net.command_timeout)
         })
     }
 
@@ -917,12 +917,12 @@ impl RedisStore {
         };
         let (net, listener) = (Arc::clone(&self.net), Arc::clone(cache));
         let prefix = self.key_prefix.clone();
-        let _ = self.spawn_listener(cache, epoch, move || {
+        let _ = self.spawn_channel_thread(cache, epoch, move || {
             let since = mono_ns();
             match net.subscribe_channel(&prefix) {
-                Ok((conn, server)) => {
-                    if listener.opened(epoch, server, since) {
-                        local_cache::listen(listener, conn, epoch, net.command_timeout)
+                Ok((conns, server)) => {
+                    if listener.opened(epoch, server, &conns.mark, since) {
+                        local_cache::listen(&listener, conns, epoch, net.command_timeout)
                     }
                 }
                 // Reported by the counters (`channel_up`); tried again later.
@@ -931,22 +931,50 @@ impl RedisStore {
         });
     }
 
-    fn spawn_listener(
+    /// Runs `run` in a thread of the cache's channel, with the asynchronous
+    /// signals held off (the application's handlers run in its own threads; an
+    /// interrupted read would look like a lost channel).
+    fn spawn_channel_thread(
         &self,
         cache: &Arc<LocalCache>,
         epoch: u64,
         run: impl FnOnce() + Send + 'static,
     ) -> Result<()> {
-        cache.spawn(run).map_err(|err| {
-            cache.open_failed(epoch, mono_ns());
-            Error::new(
-                SessionError::StorageUnavailable,
-                format!(
-                    "{}: local_cache: cannot start its listener thread: {err}",
-                    self.net.name
-                ),
-            )
-        })
+        cache
+            .spawn(epoch, move || {
+                let _held = SignalsHeld::new();
+                run()
+            })
+            .map_err(|err| {
+                cache.open_failed(epoch, mono_ns());
+                Error::new(
+                    SessionError::StorageUnavailable,
+                    format!(
+                        "{}: local_cache: cannot start its listener thread: {err}",
+                        self.net.name
+                    ),
+                )
+            })
+    }
+
+    /// A new pooled connection and the local cache's channel must reach the same
+    /// server: a probe published on the channel's mark channel finds no
+    /// receiver otherwise (a DNS name that now names another server), and the
+    /// channel is given up.
+    /// (A failed probe fails the new connection: its state is unknown.)
+    fn probe(&self, cache: &LocalCache, conn: &mut Conn) -> Result<()> {
+        cache.follow(conn.server());
+        if let Some((epoch, mark)) = cache.mark() {
+            let receivers = redis::cmd("PUBLISH")
+                .arg(&mark)
+                .arg("probe")
+                .query::<i64>(conn.like())
+                .map_err(|err| self.net.error("local_cache probe", &err))?;
+            if receivers < 1 {
+                cache.lost(epoch);
+            }
+        }
+        Ok(())
     }
 
     /// Drops `ids` from the local cache when dropped: after a write returns (or
@@ -993,10 +1021,9 @@ impl RedisStore {
                     reused: false,
                     healthy: false,
                 };
-                let conn = self.net.connect()?; // on error, `lent` gives the slot back
+                let mut conn = self.net.connect()?; // on error, `lent` gives the slot back
                 if let Some(cache) = &self.cache {
-                    // A new primary (Sentinel): the cache's channel watches the old one.
-                    cache.follow(conn.server());
+                    self.probe(cache, &mut conn)?;
                 }
                 lent.conn = Some(conn);
                 lent.healthy = true;
@@ -1315,24 +1342,27 @@ impl Net {
 
     /// A new connection that receives the invalidations of every key under the
     /// prefix (see `local_cache.rs`), and the server it reaches.
-    fn subscribe_channel(&self, key_prefix: &[u8]) -> Result<(redis::Connection, u64)> {
+    fn subscribe_channel(&self, key_prefix: &[u8]) -> Result<(local_cache::Connections, u64)> {
         let _held = SignalsHeld::new();
-        let Conn::Node(mut conn, server) = self.connect()? else {
-            return Err(Error::config("local_cache is not available on a cluster"));
+        let node = |conn| match conn {
+            Conn::Node(conn, server) => Ok((conn, server)),
+            Conn::Cluster(_) => Err(Error::config("local_cache is not available on a cluster")),
         };
+        let (mut channel, server) = node(self.connect()?)?;
         let failed = |err: redis::RedisError| {
             let mut err = self.error("local_cache channel", &err);
             if err.code == SessionError::Config {
                 err.message.push_str(
-                    "; local_cache needs CLIENT TRACKING: Redis 6 or later, and a user allowed CLIENT ID, CLIENT TRACKING and SUBSCRIBE",
+                    "; local_cache needs CLIENT TRACKING (Redis 6 or later) and a user allowed CLIENT ID, CLIENT TRACKING, SUBSCRIBE and PUBLISH (channels __redis__:invalidate and __libsession:mark:*)",
                 );
             }
             err
         };
         let id: i64 = redis::cmd("CLIENT")
             .arg("ID")
-            .query(&mut conn)
+            .query(&mut channel)
             .map_err(failed)?;
+        let mark = local_cache::mark_channel(id);
         redis::cmd("CLIENT")
             .arg("TRACKING")
             .arg("on")
@@ -1341,13 +1371,38 @@ impl Net {
             .arg("BCAST")
             .arg("PREFIX")
             .arg(key_prefix)
-            .query::<()>(&mut conn)
+            .query::<()>(&mut channel)
             .map_err(failed)?;
-        redis::cmd("SUBSCRIBE")
-            .arg(local_cache::INVALIDATE_CHANNEL)
-            .query::<redis::Value>(&mut conn)
+        for name in [local_cache::INVALIDATE_CHANNEL, mark.as_str()] {
+            redis::cmd("SUBSCRIBE")
+                .arg(name)
+                .query::<redis::Value>(&mut channel)
+                .map_err(failed)?;
+        }
+        // The heart: on the same server, as a first mark shows.
+        let (mut heart, heart_server) = node(self.connect()?)?;
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(&mark)
+            .arg("open")
+            .query(&mut heart)
             .map_err(failed)?;
-        Ok((conn, server))
+        if receivers != 1 || heart_server != server {
+            return Err(Error::new(
+                SessionError::StorageUnavailable,
+                format!(
+                    "{}: local_cache channel: its two connections reached different servers (a failover?)",
+                    self.name
+                ),
+            ));
+        }
+        Ok((
+            local_cache::Connections {
+                channel,
+                heart,
+                mark,
+            },
+            server,
+        ))
     }
 }
 

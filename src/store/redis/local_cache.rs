@@ -15,20 +15,26 @@
 //!
 //! Races between a read and an invalidation are settled by recording every read
 //! in flight before its request is sent ([`LocalCache::begin`]): an invalidation
-//! of the same key (or a broken channel) marks it spoiled, and a spoiled read does
-//! not fill the cache. The driver's own writes drop the session from the cache
-//! after they return, so a process always reads its own writes.
+//! of the same key (or a broken channel) after that keeps the read's answer out
+//! of the cache. The driver's own writes drop the session from the cache after
+//! they return, so a process always reads its own writes.
 //!
 //! # Bounded staleness
-//! The listener sends a `PING` every quarter of `max_stale_ms` and, once its
-//! answer has come and every invalidation that arrived before it has been
-//! applied, records when that `PING` was sent. The cache answers only while that
-//! record is younger than `max_stale_ms`. Redis sends a write's invalidation
-//! before the write's own reply, so every write that returned before the `PING`
-//! was sent is applied by then. Hence the guarantee, which does not depend on the
-//! listener being scheduled in time: **a get that starts more than `max_stale_ms`
-//! after a write (by any client) returned sees that write or a later one.**
-//! Usually an invalidation is applied well under a millisecond after the write.
+//! The channel also subscribes to a *mark* channel of its own, and the listener
+//! publishes a numbered mark on it every quarter of `max_stale_ms` through a
+//! second connection (the *heart*). Marks arrive in the stream of invalidations,
+//! behind every invalidation Redis queued before the `PUBLISH` ran; when the
+//! listener reads a mark, it records when that mark was sent. The cache answers
+//! only while that record is younger than `max_stale_ms`. Redis queues a write's
+//! invalidation before the write's own reply, so every write that returned before
+//! the mark was sent has been applied by then. Hence the guarantee, which does not
+//! depend on the listener being scheduled in time: **a get that starts more than
+//! `max_stale_ms` after a write (by any client) returned sees that write or a
+//! later one.** Usually an invalidation is applied within microseconds.
+//!
+//! A pooled connection made after the channel publishes a probe on the mark
+//! channel: no receiver means it reaches another server than the channel (a DNS
+//! name that moved, a Sentinel failover), and the channel is given up.
 //!
 //! # Expiry
 //! Each entry keeps the session's end as Redis reported it (`PTTL`, counted from
@@ -80,6 +86,11 @@ pub const LISTENER_TICK: Duration = Duration::from_millis(20);
 /// The Pub/Sub channel Redis sends invalidations to (RESP2 redirection).
 pub const INVALIDATE_CHANNEL: &str = "__redis__:invalidate";
 
+/// The mark channel of the channel connection with client id `id`.
+pub fn mark_channel(id: i64) -> String {
+    format!("__libsession:mark:{id}")
+}
+
 /// Nanoseconds on the monotonic clock, since the first call in the process.
 pub fn mono_ns() -> u64 {
     static BASE: Lazy<Instant> = Lazy::new(Instant::now);
@@ -117,21 +128,23 @@ pub struct Hit {
 }
 
 /// The invalidation channel's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Channel {
     /// None: nothing is cached. A get may try to open one from `retry_ns` on.
     Down { retry_ns: u64 },
-    /// A get is opening one.
+    /// A thread is opening one.
     Opening,
-    /// Open, on the server with this tag (see [`super::Conn::server`]).
-    Up { server: u64 },
+    /// Open, on the server with this tag (see [`super::Conn::server`]), with
+    /// this mark channel.
+    Up { server: u64, mark: String },
 }
 
-/// A read in flight: how many, and whether an invalidation came meanwhile.
+/// The reads of one session in flight: how many, and the spoil count (see
+/// `Inner::spoils`) of the last invalidation that came for it meanwhile.
 #[derive(Default)]
 struct Inflight {
     reads: u32,
-    spoiled: bool,
+    spoiled_at: u64,
 }
 
 struct Inner {
@@ -147,6 +160,10 @@ struct Inner {
     tick: u64,
     bytes: usize,
     inflight: HashMap<SessionId, Inflight>,
+    /// Grows with every invalidation that meets a read in flight (and when
+    /// everything is dropped): a read fills only if none came for its session
+    /// since it began.
+    spoils: u64,
     /// Threads of the channel (opening it, or listening) not yet finished, and
     /// their handles, joined when the store closes.
     threads: u32,
@@ -154,6 +171,26 @@ struct Inner {
 }
 
 impl Inner {
+    fn new() -> Inner {
+        Inner {
+            epoch: 0,
+            channel: Channel::Down { retry_ns: 0 },
+            failures: 0,
+            entries: HashMap::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
+            bytes: 0,
+            inflight: HashMap::new(),
+            spoils: 0,
+            threads: 0,
+            handles: Vec::new(),
+        }
+    }
+
+    fn up(&self) -> bool {
+        matches!(self.channel, Channel::Up { .. })
+    }
+
     fn remove(&mut self, id: &SessionId) -> bool {
         match self.entries.remove(id) {
             Some(entry) => {
@@ -165,13 +202,22 @@ impl Inner {
         }
     }
 
+    /// Keeps the answers of the reads of `id` now in flight out of the cache.
+    fn spoil(&mut self, id: &SessionId) {
+        if let Some(read) = self.inflight.get_mut(id) {
+            self.spoils += 1;
+            read.spoiled_at = self.spoils;
+        }
+    }
+
     /// Drops every entry and spoils every read in flight.
     fn clear(&mut self) {
         self.entries.clear();
         self.lru.clear();
         self.bytes = 0;
+        self.spoils += 1;
         for read in self.inflight.values_mut() {
-            read.spoiled = true;
+            read.spoiled_at = self.spoils;
         }
     }
 
@@ -182,45 +228,29 @@ impl Inner {
         self.channel = Channel::Down { retry_ns };
     }
 
-    fn new() -> Inner {
-        Inner {
-            epoch: 0,
-            channel: Channel::Down { retry_ns: 0 },
-            failures: 0,
-            entries: HashMap::new(),
-            lru: BTreeMap::new(),
-            tick: 0,
-            bytes: 0,
-            inflight: HashMap::new(),
-            threads: 0,
-            handles: Vec::new(),
-        }
-    }
-
-    fn done_reading(&mut self, id: &SessionId) -> bool {
+    /// One read of `id` begun at spoil count `began` is done: whether no
+    /// invalidation came for it since.
+    fn done_reading(&mut self, id: &SessionId, began: u64) -> bool {
         let Some(read) = self.inflight.get_mut(id) else {
             return false;
         };
-        let spoiled = read.spoiled;
+        let unspoiled = read.spoiled_at <= began;
         read.reads -= 1;
         if read.reads == 0 {
             self.inflight.remove(id);
         }
-        !spoiled
+        unspoiled
     }
 }
 
 pub struct LocalCache {
     config: CacheConfig,
     key_prefix: Vec<u8>,
-    /// This process's cache (see [`LocalCache::lock`]).
+    /// This process's cache (see [`LocalCache::state`]).
     state: AtomicPtr<State>,
-    /// Taken only in a forked child making its own state, so never held in the
-    /// process that owns the state.
-    fork_gate: Mutex<()>,
-    /// When the last `PING` the listener has seen answered was sent (mono ns).
+    /// When the last mark the listener read was sent (mono ns).
     alive_ns: AtomicU64,
-    /// The store is gone: its listener stops.
+    /// The store is gone: its channel's threads stop.
     stopped: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -236,13 +266,36 @@ struct State {
     finished: Condvar,
 }
 
+impl State {
+    fn new(pid: u32) -> State {
+        State {
+            pid,
+            inner: Mutex::new(Inner::new()),
+            finished: Condvar::new(),
+        }
+    }
+}
+
 /// A read recorded in flight; it fills the cache with [`Reading::fill`], or
 /// just ends when dropped.
 pub struct Reading<'a> {
     cache: &'a LocalCache,
     id: SessionId,
     epoch: u64,
+    /// The spoil count when it began.
+    began: u64,
     done: bool,
+}
+
+/// Counts a thread of the channel finished when dropped, also by a panic.
+struct ThreadDone(Arc<LocalCache>);
+
+impl Drop for ThreadDone {
+    fn drop(&mut self) {
+        let state = self.0.state();
+        state.inner.lock().threads -= 1;
+        state.finished.notify_all();
+    }
 }
 
 impl LocalCache {
@@ -250,12 +303,7 @@ impl LocalCache {
         LocalCache {
             config,
             key_prefix: key_prefix.to_vec(),
-            state: AtomicPtr::new(Box::into_raw(Box::new(State {
-                pid: std::process::id(),
-                inner: Mutex::new(Inner::new()),
-                finished: Condvar::new(),
-            }))),
-            fork_gate: Mutex::new(()),
+            state: AtomicPtr::new(Box::into_raw(Box::new(State::new(std::process::id())))),
             alive_ns: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             hits: AtomicU64::new(0),
@@ -265,38 +313,43 @@ impl LocalCache {
         }
     }
 
-    /// This process's cache. A forked child makes a new, empty one with no
-    /// channel, and leaves its copy of the parent's alone: the parent's listener
-    /// thread may have held its lock at the fork, and no thread of the child
-    /// would ever release it.
     fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
         self.state().inner.lock()
     }
 
+    /// This process's cache. A forked child makes a new, empty one with no
+    /// channel, and leaves its copy of the parent's alone: the parent's listener
+    /// thread may have held its lock at the fork, and no thread of the child
+    /// would ever release it. (Installed with a compare-and-swap, not under a
+    /// lock, so that a fork in a child cannot inherit one held.)
     fn state(&self) -> &State {
         let pid = std::process::id();
+        let current = self.state.load(Ordering::Acquire);
         // SAFETY: `state` always points to a live State: it is freed only when
         // the cache is dropped, and a State replaced in a child is leaked.
-        let state = unsafe { &*self.state.load(Ordering::Acquire) };
-        if state.pid == pid {
-            return state;
+        if unsafe { &*current }.pid == pid {
+            return unsafe { &*current };
         }
-        let _gate = self.fork_gate.lock();
-        // SAFETY: as above.
-        let state = unsafe { &*self.state.load(Ordering::Acquire) };
-        if state.pid == pid {
-            return state;
+        let own = Box::into_raw(Box::new(State::new(pid)));
+        match self
+            .state
+            .compare_exchange(current, own, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                for counter in [&self.hits, &self.misses, &self.invalidations, &self.flushes] {
+                    counter.store(0, Ordering::Relaxed);
+                }
+                // SAFETY: just installed; never freed before the cache.
+                unsafe { &*own }
+            }
+            Err(theirs) => {
+                // Another thread of this child was first: use its State.
+                // SAFETY: `own` was never shared.
+                drop(unsafe { Box::from_raw(own) });
+                // SAFETY: as above, live until the cache is dropped.
+                unsafe { &*theirs }
+            }
         }
-        let own = Box::leak(Box::new(State {
-            pid,
-            inner: Mutex::new(Inner::new()),
-            finished: Condvar::new(),
-        }));
-        self.state.store(own, Ordering::Release);
-        for counter in [&self.hits, &self.misses, &self.invalidations, &self.flushes] {
-            counter.store(0, Ordering::Relaxed);
-        }
-        own
     }
 
     /// Whether the channel has proved fresh enough at `now` for the cache to answer.
@@ -305,45 +358,48 @@ impl LocalCache {
         now.saturating_sub(alive) < super::super::nanos(self.config.max_stale)
     }
 
-    /// The cached session `id`, if the cache may answer at `now` (mono ns).
+    /// The cached session `id`, if the cache may answer at `now` (mono ns);
+    /// `None` counts as a miss: the get goes to Redis.
     pub fn lookup(&self, id: &SessionId, now: u64) -> Option<Hit> {
         let mut inner = self.lock();
-        if !matches!(inner.channel, Channel::Up { .. }) || !self.fresh(now) {
-            return None;
-        }
         let tick = inner.tick + 1;
-        let Some(entry) = inner.entries.get_mut(id) else {
-            drop(inner);
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+        let usable = inner.up() && self.fresh(now);
+        let hit = match inner.entries.get_mut(id) {
+            Some(entry) if usable && now < entry.end_ns => {
+                let old = std::mem::replace(&mut entry.used, tick);
+                let hit = Hit {
+                    data: entry.data.clone(),
+                    version: entry.version,
+                    absolute_ns: entry.absolute_ns,
+                    end_ns: entry.end_ns,
+                    read_only: entry.read_only,
+                };
+                inner.tick = tick;
+                inner.lru.remove(&old);
+                inner.lru.insert(tick, *id);
+                Some(hit)
+            }
+            Some(entry) if now >= entry.end_ns => {
+                inner.remove(id);
+                None
+            }
+            _ => None,
         };
-        if now >= entry.end_ns {
-            inner.remove(id);
-            drop(inner);
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        let old = std::mem::replace(&mut entry.used, tick);
-        let hit = Hit {
-            data: entry.data.clone(),
-            version: entry.version,
-            absolute_ns: entry.absolute_ns,
-            end_ns: entry.end_ns,
-            read_only: entry.read_only,
-        };
-        inner.tick = tick;
-        inner.lru.remove(&old);
-        inner.lru.insert(tick, *id);
         drop(inner);
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Some(hit)
+        let counter = if hit.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit
     }
 
     /// Records a read of `id` about to be sent; `None` when no channel is open
     /// (what it reads must not be cached).
     pub fn begin(&self, id: &SessionId) -> Option<Reading<'_>> {
         let mut inner = self.lock();
-        if !matches!(inner.channel, Channel::Up { .. }) {
+        if !inner.up() {
             return None;
         }
         inner.inflight.entry(*id).or_default().reads += 1;
@@ -351,6 +407,7 @@ impl LocalCache {
             cache: self,
             id: *id,
             epoch: inner.epoch,
+            began: inner.spoils,
             done: false,
         })
     }
@@ -359,9 +416,7 @@ impl LocalCache {
     /// driver's own writes, and for each invalidation.
     pub fn forget(&self, id: &SessionId) {
         let mut inner = self.lock();
-        if let Some(read) = inner.inflight.get_mut(id) {
-            read.spoiled = true;
-        }
+        inner.spoil(id);
         inner.remove(id);
     }
 
@@ -382,9 +437,7 @@ impl LocalCache {
             else {
                 continue;
             };
-            if let Some(read) = inner.inflight.get_mut(&id) {
-                read.spoiled = true;
-            }
+            inner.spoil(&id);
             if inner.remove(&id) {
                 self.invalidations.fetch_add(1, Ordering::Relaxed);
             }
@@ -396,7 +449,7 @@ impl LocalCache {
     pub fn should_open(&self, now: u64) -> Option<u64> {
         let mut inner = self.lock();
         match inner.channel {
-            Channel::Down { retry_ns, .. } if now >= retry_ns => {
+            Channel::Down { retry_ns } if now >= retry_ns => {
                 inner.epoch += 1;
                 inner.channel = Channel::Opening;
                 Some(inner.epoch)
@@ -405,9 +458,10 @@ impl LocalCache {
         }
     }
 
-    /// The channel of `epoch` is open on `server`, as of `since` (mono ns, before
-    /// tracking was asked for). False if it was given up meanwhile (a fork).
-    pub fn opened(&self, epoch: u64, server: u64, since: u64) -> bool {
+    /// The channel of `epoch` is open on `server` with `mark` channel, as of
+    /// `since` (mono ns, before tracking was asked for). False if it was given
+    /// up meanwhile (the store closing, a fork).
+    pub fn opened(&self, epoch: u64, server: u64, mark: &str, since: u64) -> bool {
         let mut inner = self.lock();
         if inner.epoch != epoch
             || inner.channel != Channel::Opening
@@ -415,10 +469,24 @@ impl LocalCache {
         {
             return false;
         }
-        inner.channel = Channel::Up { server };
+        inner.channel = Channel::Up {
+            server,
+            mark: mark.to_string(),
+        };
         inner.failures = 0;
         self.alive_ns.store(since, Ordering::Release);
         true
+    }
+
+    /// The listener of `epoch` read the mark sent at `sent` (mono ns): every
+    /// invalidation queued before it is applied.
+    fn alive(&self, epoch: u64, sent: u64) {
+        let inner = self.lock();
+        // Under the lock: a listener of an older epoch never vouches for a newer
+        // channel.
+        if inner.epoch == epoch && inner.up() {
+            self.alive_ns.fetch_max(sent, Ordering::AcqRel);
+        }
     }
 
     /// Opening the channel of `epoch` failed: the next try waits 100 ms, doubling
@@ -430,10 +498,7 @@ impl LocalCache {
         }
         inner.failures = inner.failures.saturating_add(1);
         let wait = (100_000_000u64 << (inner.failures - 1).min(6)).min(5_000_000_000);
-        inner.channel = Channel::Down {
-            retry_ns: now.saturating_add(wait),
-        };
-        inner.clear();
+        inner.lose_channel(now.saturating_add(wait));
     }
 
     /// The channel of `epoch` broke: empty the cache; the next get opens another.
@@ -451,10 +516,20 @@ impl LocalCache {
     /// the new server at the next get.
     pub fn follow(&self, server: u64) {
         let mut inner = self.lock();
-        if matches!(inner.channel, Channel::Up { server: watched } if watched != server) {
+        if matches!(&inner.channel, Channel::Up { server: watched, .. } if *watched != server) {
             inner.lose_channel(0);
             drop(inner);
             self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The open channel's epoch and mark channel, for a new pooled connection
+    /// to probe (see the top of the file).
+    pub fn mark(&self) -> Option<(u64, String)> {
+        let inner = self.lock();
+        match &inner.channel {
+            Channel::Up { mark, .. } => Some((inner.epoch, mark.clone())),
+            _ => None,
         }
     }
 
@@ -463,31 +538,30 @@ impl LocalCache {
         !self.stopped.load(Ordering::Relaxed) && self.lock().epoch == epoch
     }
 
-    /// Runs `run` in a new thread of the channel (opening it or listening).
-    pub fn spawn(self: &Arc<Self>, run: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let cache = Arc::clone(self);
-        let mut inner = self.lock();
-        inner.threads += 1;
+    /// Runs `run` in a new thread of the channel of `epoch` (opening it or
+    /// listening); a panic in it loses the channel.
+    pub fn spawn(
+        self: &Arc<Self>,
+        epoch: u64,
+        run: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.lock().threads += 1;
+        let done = ThreadDone(Arc::clone(self));
         let spawned = std::thread::Builder::new()
             .name("session-cache".to_string())
             .spawn(move || {
-                run();
-                let state = cache.state();
-                state.inner.lock().threads -= 1;
-                state.finished.notify_all();
+                let done = done;
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).is_err() {
+                    done.0.lost(epoch);
+                }
             });
-        match spawned {
-            Ok(handle) => {
-                // (Dropping the handle of a finished thread frees what is left.)
-                inner.handles.retain(|h| !h.is_finished());
-                inner.handles.push(handle);
-                Ok(())
-            }
-            Err(err) => {
-                inner.threads -= 1;
-                Err(err)
-            }
-        }
+        // (On failure the closure, and `done` in it, are dropped: counted.)
+        let handle = spawned?;
+        let mut inner = self.lock();
+        // (Dropping the handle of a finished thread frees what is left.)
+        inner.handles.retain(|h| !h.is_finished());
+        inner.handles.push(handle);
+        Ok(())
     }
 
     /// The store is closing: its channel's threads stop (a listener within
@@ -520,7 +594,7 @@ impl LocalCache {
             flushes: self.flushes.load(Ordering::Relaxed),
             entries: inner.entries.len() as u64,
             bytes: inner.bytes as u64,
-            channel_up: matches!(inner.channel, Channel::Up { .. }),
+            channel_up: inner.up(),
         }
     }
 
@@ -555,11 +629,12 @@ impl Reading<'_> {
         self.done = true;
         let cache = self.cache;
         let mut inner = cache.lock();
-        let fresh = inner.done_reading(&self.id);
+        let unspoiled = inner.done_reading(&self.id, self.began);
         let cost = found.data.len() + ENTRY_OVERHEAD;
-        if !fresh
+        let same_server = matches!(&inner.channel, Channel::Up { server: s, .. } if *s == server);
+        if !unspoiled
             || inner.epoch != self.epoch
-            || inner.channel != (Channel::Up { server })
+            || !same_server
             || cost > cache.config.max_bytes
             || cache.config.max_entries == 0
         {
@@ -588,55 +663,89 @@ impl Reading<'_> {
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.cache.lock().done_reading(&self.id);
+            self.cache.lock().done_reading(&self.id, self.began);
         }
     }
 }
 
+/// The connections of an open channel: `channel` subscribed to the
+/// invalidations and to `mark`, `heart` to publish marks on.
+pub struct Connections {
+    pub channel: redis::Connection,
+    pub heart: redis::Connection,
+    pub mark: String,
+}
+
 /// The listener: applies the invalidations that arrive on the channel of
-/// `epoch` and proves it fresh with a `PING` every quarter of `max_stale`, until
+/// `epoch` and proves it current with a mark every quarter of `max_stale`, until
 /// the channel breaks (then the cache is emptied), the store closes, or another
 /// epoch begins.
-pub fn listen(
-    cache: Arc<LocalCache>,
-    mut conn: redis::Connection,
-    epoch: u64,
-    command_timeout: Duration,
-) {
-    let heartbeat = (cache.config.max_stale / 4).max(Duration::from_millis(1));
+pub fn listen(cache: &LocalCache, conns: Connections, epoch: u64, command_timeout: Duration) {
+    let Connections {
+        mut channel,
+        mut heart,
+        mark,
+    } = conns;
+    let heartbeat = super::super::nanos((cache.config.max_stale / 4).max(Duration::from_millis(1)));
+    let limit = super::super::nanos(command_timeout);
+    let tick = super::super::nanos(LISTENER_TICK);
     let result = (|| -> redis::RedisResult<()> {
-        let mut pubsub = conn.as_pubsub();
-        let mut next_ping = 0u64;
+        let mut pubsub = channel.as_pubsub();
+        // The mark in flight (its number and when it was sent), and when the
+        // next one is due.
+        let (mut seq, mut sent, mut next) = (0u64, None::<(u64, u64)>, 0u64);
+        let mut checked = 0u64;
         loop {
-            if !cache.current(epoch) {
-                return Ok(());
-            }
             let now = mono_ns();
-            if now >= next_ping {
-                // Every invalidation sent before the PING's answer is applied
-                // before the PING counts: those that came with the answer are
-                // queued by redis-rs and read back without waiting.
-                pubsub.set_read_timeout(Some(command_timeout))?;
-                pubsub.ping::<redis::Value>()?;
-                pubsub.set_read_timeout(Some(Duration::from_millis(1)))?;
-                loop {
-                    match pubsub.get_message() {
-                        Ok(message) => apply(&cache, &message),
-                        Err(err) if err.is_timeout() => break,
-                        Err(err) => return Err(err),
+            // (Once a tick, not for every message of a busy stream.)
+            if now.saturating_sub(checked) >= tick {
+                if !cache.current(epoch) {
+                    return Ok(());
+                }
+                checked = now;
+            }
+            match sent {
+                Some((_, at)) if now.saturating_sub(at) > limit => {
+                    // Published but not delivered in time: the channel is stuck.
+                    return Err(redis::RedisError::from(std::io::Error::from(
+                        std::io::ErrorKind::TimedOut,
+                    )));
+                }
+                None if now >= next => {
+                    seq += 1;
+                    let receivers: i64 = redis::cmd("PUBLISH")
+                        .arg(&mark)
+                        .arg(seq)
+                        .query(&mut heart)?;
+                    if receivers < 1 {
+                        // The heart reaches another server than the channel.
+                        return Err(redis::RedisError::from(std::io::Error::from(
+                            std::io::ErrorKind::NotConnected,
+                        )));
+                    }
+                    sent = Some((seq, now));
+                    next = now.saturating_add(heartbeat);
+                }
+                _ => {}
+            }
+            let due = sent.map_or(next, |(_, at)| at.saturating_add(limit));
+            let wait = due.saturating_sub(mono_ns()).clamp(1_000_000, tick);
+            pubsub.set_read_timeout(Some(Duration::from_nanos(wait)))?;
+            let message = match pubsub.get_message() {
+                Ok(message) => message,
+                Err(err) if err.is_timeout() => continue,
+                Err(err) => return Err(err),
+            };
+            if message.get_channel_name() == mark {
+                // Marks come in the stream order: everything before it is applied.
+                if let (Some((number, at)), Ok(got)) = (sent, message.get_payload::<u64>()) {
+                    if got == number {
+                        cache.alive(epoch, at);
+                        sent = None;
                     }
                 }
-                cache.alive_ns.fetch_max(now, Ordering::AcqRel);
-                next_ping = now + super::super::nanos(heartbeat);
-            }
-            let wait = next_ping
-                .saturating_sub(mono_ns())
-                .clamp(1_000_000, super::super::nanos(LISTENER_TICK));
-            pubsub.set_read_timeout(Some(Duration::from_nanos(wait)))?;
-            match pubsub.get_message() {
-                Ok(message) => apply(&cache, &message),
-                Err(err) if err.is_timeout() => {}
-                Err(err) => return Err(err),
+            } else {
+                apply(cache, &message);
             }
         }
     })();
@@ -676,7 +785,7 @@ mod tests {
             b"p:",
         );
         let epoch = cache.should_open(0).unwrap();
-        assert!(cache.opened(epoch, 7, mono_ns()));
+        assert!(cache.opened(epoch, 7, "m", mono_ns()));
         cache
     }
 
@@ -734,6 +843,53 @@ mod tests {
     }
 
     #[test]
+    fn a_read_begun_after_an_invalidation_fills_while_older_ones_overlap() {
+        let cache = open_cache(10, 1 << 20);
+        let older = cache.begin(&id(1)).unwrap();
+        cache.forget(&id(1));
+        let newer = cache.begin(&id(1)).unwrap();
+        newer.fill(7, found(b"new"));
+        assert_eq!(cache.lookup(&id(1), mono_ns()).unwrap().data, b"new");
+        older.fill(7, found(b"old"));
+        assert_eq!(cache.lookup(&id(1), mono_ns()).unwrap().data, b"new");
+        // Reads that overlap without end, an invalidation now and then: each
+        // read begun after the last invalidation still fills.
+        let mut reading = cache.begin(&id(2)).unwrap();
+        for round in 0..100u8 {
+            cache.forget(&id(2));
+            let next = cache.begin(&id(2)).unwrap();
+            reading.fill(7, found(b"spoiled"));
+            assert!(cache.lookup(&id(2), mono_ns()).is_none(), "round {round}");
+            reading = next;
+        }
+        reading.fill(7, found(b"fresh"));
+        assert_eq!(cache.lookup(&id(2), mono_ns()).unwrap().data, b"fresh");
+        assert!(cache.lock().inflight.is_empty());
+    }
+
+    #[test]
+    fn a_listener_of_an_older_epoch_never_vouches_for_a_newer_channel() {
+        let cache = LocalCache::new(
+            CacheConfig {
+                max_entries: 10,
+                max_bytes: 1 << 20,
+                max_stale: Duration::from_millis(100),
+            },
+            b"p:",
+        );
+        let first = cache.should_open(0).unwrap();
+        assert!(cache.opened(first, 7, "m", 1));
+        cache.lost(first);
+        let second = cache.should_open(0).unwrap();
+        assert!(cache.opened(second, 7, "m", 1_000));
+        fill(&cache, 1, b"one");
+        cache.alive(first, 10_000_000_000);
+        assert!(cache.lookup(&id(1), 200_000_000).is_none());
+        cache.alive(second, 150_000_000);
+        assert!(cache.lookup(&id(1), 200_000_000).is_some());
+    }
+
+    #[test]
     fn other_keys_and_other_prefixes_invalidate_nothing() {
         let cache = open_cache(10, 1 << 20);
         fill(&cache, 1, b"one");
@@ -759,7 +915,7 @@ mod tests {
         assert!(cache.begin(&id(1)).is_none(), "no channel, no fill");
         // A new channel: the read begun before does not fill.
         let epoch = cache.should_open(0).unwrap();
-        assert!(cache.opened(epoch, 7, mono_ns()));
+        assert!(cache.opened(epoch, 7, "m", mono_ns()));
         reading.fill(7, found(b"two"));
         assert_eq!(cache.lookup(&id(2), mono_ns()), None);
     }
@@ -811,7 +967,7 @@ mod tests {
         let epoch = cache.should_open(0).unwrap();
         assert!(cache.should_open(0).is_none(), "one opener at a time");
         let since = mono_ns();
-        assert!(cache.opened(epoch, 7, since));
+        assert!(cache.opened(epoch, 7, "m", since));
         fill(&cache, 1, b"one");
         assert!(cache.lookup(&id(1), since + 99_000_000).is_some());
         assert!(cache.lookup(&id(1), since + 100_000_000).is_none());
