@@ -29,8 +29,8 @@
 
 use crate::common::{json_data, last_error, progress, thousands, timed, Handle};
 use crate::redis_driver::{
-    pin, prepopulate_keyspace, redis_benchmark_on, redis_server, rstat_median, server_pid,
-    threaded_round, RStat,
+    prepopulate_keyspace, redis_benchmark_on, redis_server, rstat_median, threaded_round,
+    Placement, RStat,
 };
 use crate::report::Report;
 use crate::Params;
@@ -135,25 +135,9 @@ pub fn phase(p: &Params, rep: &mut Report, start: Instant) {
         }
     }
 
-    let all_cpus: Vec<usize> =
-        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-    let server_pid = server_pid(&server);
-    let pinning = std::env::var("BENCH_REDIS_PIN").map_or(true, |v| v != "0")
-        && all_cpus.len() >= 2
-        && server_pid.is_some_and(|pid| pin(pid, &all_cpus));
-    let place = |threads: usize| -> Option<usize> {
-        if !pinning {
-            return None;
-        }
-        let pid = server_pid.unwrap();
-        if threads == 1 {
-            assert!(pin(pid, &[0]), "cannot pin redis-server to CPU 0");
-            Some(1)
-        } else {
-            assert!(pin(pid, &all_cpus), "cannot unpin redis-server");
-            None
-        }
-    };
+    let placement = Placement::new(&server);
+    let pinning = placement.pinning();
+    let place = |threads: usize| placement.place(threads);
 
     // [threads][mode] per round; hit rate of warm 90% per threads; rb per threads.
     let mut ours = vec![vec![Vec::<RStat>::new(); Mode::ALL.len()]; THREADS.len()];

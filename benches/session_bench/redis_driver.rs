@@ -479,6 +479,44 @@ pub fn redis_benchmark_on(
     [row("SET"), row("GET")]
 }
 
+/// Where the 1-thread rounds run on one redis-server: the server pinned to CPU
+/// 0 and the client to CPU 1 (see `redis_phase`), unless BENCH_REDIS_PIN=0, one
+/// CPU, or pinning fails; with more threads nothing is pinned.
+pub struct Placement {
+    all_cpus: Vec<usize>,
+    /// The server's pid, when it can be pinned.
+    server: Option<libc::pid_t>,
+}
+
+impl Placement {
+    pub fn new(server: &redis_server::RedisServer) -> Placement {
+        let all_cpus: Vec<usize> =
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        let server = server_pid(server).filter(|&pid| {
+            std::env::var("BENCH_REDIS_PIN").map_or(true, |v| v != "0")
+                && all_cpus.len() >= 2
+                && pin(pid, &all_cpus)
+        });
+        Placement { all_cpus, server }
+    }
+
+    pub fn pinning(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Pins the server for a round of `threads` threads; the CPU of the client.
+    pub fn place(&self, threads: usize) -> Option<usize> {
+        let pid = self.server?;
+        if threads == 1 {
+            assert!(pin(pid, &[0]), "cannot pin redis-server to CPU 0");
+            Some(1)
+        } else {
+            assert!(pin(pid, &self.all_cpus), "cannot unpin redis-server");
+            None
+        }
+    }
+}
+
 /// Restricts thread or process `pid` (0: the calling thread) to `cpus`.
 pub fn pin(pid: libc::pid_t, cpus: &[usize]) -> bool {
     // SAFETY: cpu_set_t is plain data, initialised by CPU_ZERO/CPU_SET before use.
@@ -564,25 +602,9 @@ pub fn redis_phase(p: &Params, rep: &mut Report, start: Instant) {
     // or the redis-benchmark process alike, to CPU 1: the cross-CPU round trip, the
     // same for both sides. With 8 threads/clients nothing is pinned: clients and
     // server share both cores as the scheduler sees fit. BENCH_REDIS_PIN=0: never pin.
-    let all_cpus: Vec<usize> =
-        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-    let srv_pid = server_pid(&server);
-    let pinning = std::env::var("BENCH_REDIS_PIN").map_or(true, |v| v != "0")
-        && all_cpus.len() >= 2
-        && srv_pid.is_some_and(|pid| pin(pid, &all_cpus));
-    let place = |threads: usize| -> Option<usize> {
-        if !pinning {
-            return None;
-        }
-        let pid = srv_pid.expect("checked above");
-        if threads == 1 {
-            assert!(pin(pid, &[0]), "cannot pin redis-server to CPU 0");
-            Some(1)
-        } else {
-            assert!(pin(pid, &all_cpus), "cannot unpin redis-server");
-            None
-        }
-    };
+    let placement = Placement::new(&server);
+    let pinning = placement.pinning();
+    let place = |threads: usize| placement.place(threads);
 
     let mut seed = 0x5eed_u64;
     let mut ids: Vec<CString> = Vec::new();

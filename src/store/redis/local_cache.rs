@@ -789,6 +789,18 @@ mod tests {
         cache
     }
 
+    /// A cache of 10 entries with no channel yet.
+    fn closed_cache(max_stale: Duration) -> LocalCache {
+        LocalCache::new(
+            CacheConfig {
+                max_entries: 10,
+                max_bytes: 1 << 20,
+                max_stale,
+            },
+            b"p:",
+        )
+    }
+
     fn found(data: &[u8]) -> Hit {
         Hit {
             data: data.to_vec(),
@@ -869,14 +881,7 @@ mod tests {
 
     #[test]
     fn a_listener_of_an_older_epoch_never_vouches_for_a_newer_channel() {
-        let cache = LocalCache::new(
-            CacheConfig {
-                max_entries: 10,
-                max_bytes: 1 << 20,
-                max_stale: Duration::from_millis(100),
-            },
-            b"p:",
-        );
+        let cache = closed_cache(Duration::from_millis(100));
         let first = cache.should_open(0).unwrap();
         assert!(cache.opened(first, 7, "m", 1));
         cache.lost(first);
@@ -956,14 +961,7 @@ mod tests {
 
     #[test]
     fn a_channel_not_proved_fresh_does_not_answer() {
-        let cache = LocalCache::new(
-            CacheConfig {
-                max_entries: 10,
-                max_bytes: 1 << 20,
-                max_stale: Duration::from_millis(100),
-            },
-            b"p:",
-        );
+        let cache = closed_cache(Duration::from_millis(100));
         let epoch = cache.should_open(0).unwrap();
         assert!(cache.should_open(0).is_none(), "one opener at a time");
         let since = mono_ns();
@@ -1009,14 +1007,7 @@ mod tests {
 
     #[test]
     fn a_failed_open_waits_longer_each_time() {
-        let cache = LocalCache::new(
-            CacheConfig {
-                max_entries: 10,
-                max_bytes: 1 << 20,
-                max_stale: DEFAULT_MAX_STALE,
-            },
-            b"p:",
-        );
+        let cache = closed_cache(DEFAULT_MAX_STALE);
         let epoch = cache.should_open(1000).unwrap();
         cache.open_failed(epoch, 1000);
         assert!(cache.should_open(1000 + 99_999_999).is_none());
