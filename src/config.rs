@@ -654,6 +654,39 @@ mod tests {
 
     #[test]
     #[cfg(feature = "redis")]
+    fn the_local_cache_has_documented_defaults_and_takes_each_setting() {
+        use crate::store::redis::CacheConfig;
+        let cache = |extra: &str| match one(&format!(
+            r#"{{"sessions": {{"driver": "redis", "url": "redis://h"{extra}}}}}"#
+        ))
+        .driver
+        {
+            DriverConfig::Redis(redis) => redis.local_cache,
+            _ => panic!("not redis"),
+        };
+        assert_eq!(cache(""), None);
+        assert_eq!(cache(r#", "local_cache": false"#), None);
+        // The defaults the README gives.
+        assert_eq!(
+            cache(r#", "local_cache": {}"#),
+            Some(CacheConfig {
+                max_entries: 10_000,
+                max_bytes: 67_108_864,
+                max_stale: Duration::from_millis(100),
+            })
+        );
+        assert_eq!(
+            cache(r#", "local_cache": {"max_entries": 5, "max_bytes": 4096, "max_stale_ms": 40}"#),
+            Some(CacheConfig {
+                max_entries: 5,
+                max_bytes: 4096,
+                max_stale: Duration::from_millis(40),
+            })
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "redis")]
     fn redis_values_that_may_hold_a_secret_are_never_quoted() {
         let secret = err(r#"{"sessions": {"driver": "redis", "host_id": "r"},
                 "databases": {"redis": [{"host_id": "r", "password": 31415926535}]}}"#);

@@ -1006,6 +1006,92 @@ mod tests {
     }
 
     #[test]
+    fn bytes_follow_every_entry_in_and_out() {
+        let cache = open_cache(10, 1 << 20);
+        fill(&cache, 1, &[0; 100]);
+        fill(&cache, 2, &[0; 10]);
+        fill(&cache, 2, &[0; 20]); // replaces
+        let cost = |data: usize| (data + ENTRY_OVERHEAD) as u64;
+        assert_eq!(cache.stats().bytes, cost(100) + cost(20));
+        cache.forget(&id(1));
+        assert_eq!(cache.stats().bytes, cost(20));
+        cache.forget(&id(2));
+        assert_eq!(cache.stats().bytes, 0);
+    }
+
+    #[test]
+    fn a_flush_spoils_the_reads_in_flight() {
+        let cache = open_cache(10, 1 << 20);
+        let reading = cache.begin(&id(1)).unwrap();
+        cache.invalidate(None);
+        reading.fill(7, found(b"before the flush"));
+        assert!(cache.lookup(&id(1), mono_ns()).is_none());
+        // And again, with the count of spoils past zero.
+        let reading = cache.begin(&id(1)).unwrap();
+        cache.invalidate(None);
+        reading.fill(7, found(b"before the flush"));
+        assert!(cache.lookup(&id(1), mono_ns()).is_none());
+    }
+
+    #[test]
+    fn a_lost_channel_stops_its_listener() {
+        let cache = open_cache(10, 1 << 20);
+        let epoch = cache.lock().epoch;
+        assert!(cache.current(epoch));
+        cache.lost(epoch);
+        assert!(!cache.current(epoch));
+        let next = cache.should_open(0).unwrap();
+        assert!(next > epoch && cache.current(next));
+        cache.stop(Duration::ZERO);
+        assert!(!cache.current(next), "a closing store stops it too");
+    }
+
+    #[test]
+    fn a_hit_makes_its_entry_the_most_recently_used() {
+        let cache = open_cache(2, 1 << 20);
+        fill(&cache, 1, b"a");
+        fill(&cache, 2, b"b");
+        assert!(cache.lookup(&id(1), mono_ns()).is_some());
+        fill(&cache, 3, b"c");
+        assert!(
+            cache.lookup(&id(2), mono_ns()).is_none(),
+            "b was least recently used"
+        );
+        assert!(cache.lookup(&id(1), mono_ns()).is_some());
+        assert!(cache.lookup(&id(3), mono_ns()).is_some());
+        let inner = cache.lock();
+        assert_eq!(inner.lru.len(), 2);
+        assert_eq!(inner.entries.len(), 2);
+    }
+
+    #[test]
+    fn the_store_closing_waits_for_its_channel_threads_and_joins_them() {
+        let cache = Arc::new(open_cache(10, 1 << 20));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        cache
+            .spawn(1, move || {
+                let _ = rx.recv();
+            })
+            .unwrap();
+        cache.spawn(1, || panic!("a listener that panics")).unwrap();
+        assert!(cache.lock().threads >= 1);
+        drop(tx);
+        let start = Instant::now();
+        cache.stop(Duration::from_secs(10));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let inner = cache.lock();
+        assert_eq!(inner.threads, 0);
+        assert!(inner.handles.is_empty(), "joined");
+        assert!(!inner.up(), "a panic in a channel thread loses the channel");
+    }
+
+    #[test]
+    fn each_channel_connection_has_its_own_mark_channel() {
+        assert_eq!(mark_channel(42), "__libsession:mark:42");
+        assert_ne!(mark_channel(1), mark_channel(2));
+    }
+
+    #[test]
     fn a_failed_open_waits_longer_each_time() {
         let cache = closed_cache(DEFAULT_MAX_STALE);
         let epoch = cache.should_open(1000).unwrap();
