@@ -1086,6 +1086,23 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_opens_only_in_its_epoch_once_and_while_the_store_lives() {
+        let cache = closed_cache(DEFAULT_MAX_STALE);
+        let epoch = cache.should_open(0).unwrap();
+        assert!(!cache.opened(epoch + 1, 7, "m", 0), "another epoch");
+        assert_eq!(cache.mark(), None);
+        assert!(cache.opened(epoch, 7, "m", 0));
+        assert!(!cache.opened(epoch, 7, "m", 0), "already open");
+        assert_eq!(cache.mark(), Some((epoch, "m".to_string())));
+        cache.lost(epoch);
+        assert_eq!(cache.mark(), None);
+        let epoch = cache.should_open(0).unwrap();
+        cache.stop(Duration::ZERO);
+        assert!(!cache.opened(epoch, 7, "m", 0), "the store is closing");
+        assert!(!cache.stats().channel_up);
+    }
+
+    #[test]
     fn each_channel_connection_has_its_own_mark_channel() {
         assert_eq!(mark_channel(42), "__libsession:mark:42");
         assert_ne!(mark_channel(1), mark_channel(2));
