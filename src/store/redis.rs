@@ -45,6 +45,13 @@
 //! available there: the few that read one key become scripts, the ones over many
 //! keys go key by key, and SCAN runs on every primary.
 //!
+//! With `local_cache`, gets are answered from this process's memory while Redis
+//! tracks the prefix for it (`CLIENT TRACKING` in broadcast mode); the cache, its
+//! channel and its listener thread are in `redis/local_cache.rs`. This file reads
+//! through it (`cached_get`), fills it from `read`, drops sessions
+//! after its own writes (`forget_on_return`) and probes that new pooled
+//! connections reach the server the channel watches.
+//!
 //! Connections come from a small pool: at most `pool_size` open, each command bounded
 //! by `command_timeout` (a frozen server gives a timeout, never a hang). The store
 //! connects and authenticates once when it opens, unless `lazy_connect`. A
