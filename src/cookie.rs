@@ -376,6 +376,115 @@ mod tests {
     }
 
     #[test]
+    fn http_dates_match_a_day_by_day_calendar() {
+        // An independent reference: walk the calendar one day at a time from
+        // 1970-01-01 (a Thursday) into 2408, across every leap rule (1972, 2000,
+        // 2100, 2400) and every March-based era boundary of the date arithmetic.
+        const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month_len = |year: u64, month: usize| match month {
+            1 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+            1 => 28,
+            3 | 5 | 8 | 10 => 30,
+            _ => 31,
+        };
+        let (mut year, mut month, mut day) = (1970u64, 0usize, 1u64);
+        for days in 0..160_000u64 {
+            // A different time of day each day, midnight and the last second included.
+            let rem = match days % 3 {
+                0 => 0,
+                1 => 86_399,
+                _ => days * 7_919 % 86_400,
+            };
+            let expected = format!(
+                "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+                WEEKDAYS[((days + 4) % 7) as usize],
+                MONTHS[month],
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60
+            );
+            assert_eq!(http_date(days * 86_400 + rem), expected, "day {days}");
+            day += 1;
+            if day > month_len(year, month) {
+                day = 1;
+                month += 1;
+                if month == 12 {
+                    month = 0;
+                    year += 1;
+                }
+            }
+        }
+        assert_eq!(year, 2408);
+    }
+
+    #[test]
+    fn names_and_domains_may_be_as_long_as_the_limits_and_no_longer() {
+        let name = "n".repeat(256);
+        let json = format!(r#"{{"cookie": {{"name": "{name}"}}}}"#);
+        assert_eq!(config(&json).unwrap().name, name);
+        let json = format!(r#"{{"cookie": {{"name": "{name}x"}}}}"#);
+        let err = config(&json).unwrap_err();
+        assert!(err.message.contains("cookie name"), "{}", err.message);
+
+        // 253 characters: three labels of 63, one of 61, three dots.
+        let labels = ["a".repeat(63), "b".repeat(63), "c".repeat(63)].join(".");
+        let domain = format!("{labels}.{}", "d".repeat(61));
+        assert_eq!(domain.len(), 253);
+        let json = format!(r#"{{"cookie": {{"domain": "{domain}"}}}}"#);
+        assert_eq!(config(&json).unwrap().domain, Some(domain.clone()));
+        let longer = format!("{labels}.{}", "d".repeat(62));
+        let json = format!(r#"{{"cookie": {{"domain": "{longer}"}}}}"#);
+        let err = config(&json).unwrap_err();
+        assert!(err.message.contains("host name"), "{}", err.message);
+        // A leading dot and inner hyphens are allowed; the dot does not count.
+        let json = format!(r#"{{"cookie": {{"domain": ".{domain}"}}}}"#);
+        assert_eq!(config(&json).unwrap().domain, Some(format!(".{domain}")));
+        let ok = config(r#"{"cookie": {"domain": "my-site.example"}}"#).unwrap();
+        assert_eq!(ok.domain.as_deref(), Some("my-site.example"));
+    }
+
+    #[test]
+    fn same_site_values_are_read_without_regard_to_case() {
+        for (value, expected) in [
+            ("Strict", SameSite::Strict),
+            ("STRICT", SameSite::Strict),
+            ("Lax", SameSite::Lax),
+            ("lax", SameSite::Lax),
+            ("None", SameSite::None),
+            ("nOnE", SameSite::None),
+        ] {
+            // Start from a non-default name so that a parse returning the defaults
+            // is told apart from one that read the value.
+            let json = format!(r#"{{"cookie": {{"name": "sid", "same_site": "{value}"}}}}"#);
+            let cookie = config(&json).unwrap();
+            assert_eq!((cookie.name.as_str(), cookie.same_site), ("sid", expected));
+        }
+    }
+
+    #[test]
+    fn a_value_is_unquoted_only_when_quoted_at_both_ends() {
+        let a = "a".repeat(64);
+        let c = CookieConfig::default();
+        for header in [
+            format!("session_id=x{a}\""),
+            format!("session_id=\"{a}x"),
+            format!("session_id={a}\""),
+            format!("session_id=\"{a}"),
+            "session_id=\"".to_string(),
+            "session_id=\"\"".to_string(),
+        ] {
+            let err = c.find_id(header.as_bytes()).unwrap_err();
+            assert_eq!(err.code, crate::SessionError::NotFound, "{header}");
+            assert!(err.message.contains("no well-formed"), "{header}");
+        }
+        let found = c.find_id(format!("session_id=\"{a}\"").as_bytes());
+        assert_eq!(found.unwrap().as_str(), a);
+    }
+
+    #[test]
     fn finds_the_first_well_formed_id() {
         let a = "a".repeat(64);
         let b = "b".repeat(64);

@@ -262,6 +262,16 @@ mod tests {
     }
 
     #[test]
+    fn trim_drops_white_space_at_both_ends_only() {
+        assert_eq!(trim(b" \t\r\n[1, 2]\n\r\t "), b"[1, 2]");
+        assert_eq!(trim(b"1"), b"1");
+        assert_eq!(trim(b""), b"");
+        // All white space: nothing is left (and nothing is read before the start).
+        assert_eq!(trim(b" "), b"");
+        assert_eq!(trim(b" \t\r\n"), b"");
+    }
+
+    #[test]
     fn what_is_not_an_object_is_refused() {
         for bad in [
             &b""[..],

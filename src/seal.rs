@@ -321,6 +321,37 @@ mod tests {
     }
 
     #[test]
+    fn empty_data_seals_to_a_record_of_exactly_the_overhead_and_opens() {
+        let sealer = Sealer::new(&secret(A), &[]).unwrap();
+        let id = SessionId::generate().unwrap();
+        let record = sealer.seal(&id, b"").unwrap();
+        assert_eq!(record.len(), OVERHEAD);
+        assert_eq!(sealer.open(&id, &record).unwrap(), b"");
+        assert_eq!(
+            sealer.open(&id, &record[..OVERHEAD - 1]).unwrap_err().code,
+            SessionError::Corrupt
+        );
+    }
+
+    #[test]
+    fn a_plain_owner_tag_is_the_hex_of_the_first_half_of_its_hmac() {
+        // HMAC-SHA256(key = "libsession owner index", message = "42"), first 16
+        // bytes in lowercase hex, as computed independently (Python's hmac module).
+        let tag = OwnerTag::plain("42");
+        assert_eq!(tag.as_str(), "a6f67c5c0e7fe60af71cf9f403fcfdb4");
+        assert_eq!(
+            format!("{tag:?}"),
+            "OwnerTag(a6f67c5c0e7fe60af71cf9f403fcfdb4)"
+        );
+    }
+
+    #[test]
+    fn a_sealer_shows_only_how_many_keys_it_has() {
+        let sealer = Sealer::new(&secret(A), &[secret(B)]).unwrap();
+        assert_eq!(format!("{sealer:?}"), "Sealer(2 keys)");
+    }
+
+    #[test]
     fn owner_tags_depend_on_the_key() {
         let a = Sealer::new(&secret(A), &[secret(B)]).unwrap();
         let tags = a.owner_tags("42");

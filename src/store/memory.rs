@@ -55,6 +55,7 @@ impl Entry {
     }
 
     fn live(&self, now: u64) -> bool {
+        // cargo-mutants: `>=` for `>` is equivalent: they differ only if the clock reads the end to the ns.
         self.end_ns() > now
     }
 }
@@ -92,6 +93,7 @@ impl MemoryStore {
     fn shard_index(id: &SessionId) -> usize {
         let digit = |c: u8| usize::from(if c <= b'9' { c - b'0' } else { c - b'a' + 10 });
         let bytes = id.as_bytes();
+        // cargo-mutants: `^` for `|` is equivalent: the shifted digit's low 4 bits are zero.
         (digit(bytes[0]) << 4 | digit(bytes[1])) % SHARDS
     }
 
@@ -149,6 +151,7 @@ impl MemoryStore {
             }
             let now = now_ns();
             let due = self.next_sweep_ns.load(Ordering::Relaxed);
+            // cargo-mutants: `<=` for `<` is equivalent: they differ only if the clock reads `due` to the ns.
             if swept
                 || now < due
                 || self
@@ -287,6 +290,7 @@ impl Store for MemoryStore {
             let mut second = (a != b).then(|| self.shards[a.max(b)].write());
             let (old_shard, new_shard) = match second.as_deref_mut() {
                 None => (&mut *first, None),
+                // cargo-mutants: `<=` for `<` is equivalent: `second` exists only when a != b.
                 Some(other) if a < b => (&mut *first, Some(other)),
                 Some(other) => (other, Some(&mut *first)),
             };
@@ -334,6 +338,7 @@ impl Store for MemoryStore {
         let Some(entries) = index.get_mut(owner) else {
             return Ok(Vec::new());
         };
+        // cargo-mutants: `>=` for `>` is equivalent: they differ only if the clock reads a bound to the ns.
         entries.retain(|_, until| *until > now);
         let ids = entries.iter().map(|(id, until)| (*id, *until)).collect();
         if entries.is_empty() {
@@ -418,6 +423,7 @@ impl MemoryStore {
     /// Drops the index entries past their bound.
     fn prune_index(&self, now: u64) {
         self.index.lock().retain(|_, entries| {
+            // cargo-mutants: `>=` for `>` is equivalent: they differ only if the clock reads a bound to the ns.
             entries.retain(|_, until| *until > now);
             !entries.is_empty()
         });
@@ -485,5 +491,206 @@ impl MemoryStore {
     fn grace(&self, now: u64) -> Option<u64> {
         let grace = self.expiry.regenerate_grace;
         (!grace.is_zero()).then(|| now.saturating_add(super::nanos(grace)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The id whose hex text starts with `prefix`, padded with `fill`.
+    fn id(prefix: &str, fill: char) -> SessionId {
+        let text: String = prefix
+            .chars()
+            .chain(std::iter::repeat(fill))
+            .take(64)
+            .collect();
+        SessionId::parse(text.as_bytes()).unwrap()
+    }
+
+    fn store(max_sessions: Option<usize>, grace: Duration) -> MemoryStore {
+        MemoryStore::new(
+            &MemoryConfig { max_sessions },
+            Expiry {
+                idle_timeout: None,
+                regenerate_grace: grace,
+            },
+        )
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Ids spread over every shard: the shard is the first byte of the id (its two
+    /// leading hex digits) modulo the number of shards.
+    #[test]
+    fn the_shard_of_an_id_is_its_first_byte_modulo_the_shard_count() {
+        let mut used = std::collections::HashSet::new();
+        for byte in 0..=255usize {
+            let shard = MemoryStore::shard_index(&id(&format!("{byte:02x}"), 'f'));
+            assert_eq!(shard, byte % SHARDS, "first byte {byte:02x}");
+            used.insert(shard);
+        }
+        assert_eq!(used.len(), SHARDS);
+    }
+
+    #[test]
+    fn len_counts_the_entries_held() {
+        let s = store(None, Duration::ZERO);
+        assert_eq!((s.len(), s.is_empty()), (0, true));
+        let (a, b) = (id("01", '0'), id("02", '0'));
+        assert_eq!(s.create(&a, b"1", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!((s.len(), s.is_empty()), (1, false));
+        assert_eq!(s.create(&b, b"2", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.len(), 2);
+        s.destroy(&a).unwrap();
+        s.destroy(&a).unwrap();
+        assert_eq!((s.len(), s.is_empty()), (1, false));
+        s.destroy(&b).unwrap();
+        assert_eq!((s.len(), s.is_empty()), (0, true));
+    }
+
+    /// A full store sweeps its ended sessions only when a sweep is due, then not
+    /// again for SWEEP_INTERVAL.
+    #[test]
+    fn a_full_store_sweeps_only_when_a_sweep_is_due() {
+        let s = store(Some(1), Duration::ZERO);
+        let (a, b) = (id("01", '0'), id("02", '0'));
+        // `a` ends at once but holds the only slot until a sweep removes it.
+        assert_eq!(
+            s.create(&a, b"a", Duration::from_nanos(1)).unwrap(),
+            Outcome::Applied
+        );
+        s.next_sweep_ns.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(s.create(&b, b"b", HOUR).unwrap(), Outcome::Full);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.next_sweep_ns.load(Ordering::Relaxed), u64::MAX);
+        // Due: the create sweeps `a` away and takes its slot.
+        s.next_sweep_ns.store(0, Ordering::Relaxed);
+        let before = now_ns();
+        assert_eq!(s.create(&b, b"b", HOUR).unwrap(), Outcome::Applied);
+        let next = s.next_sweep_ns.load(Ordering::Relaxed);
+        assert!(
+            next >= before + super::super::nanos(SWEEP_INTERVAL),
+            "{next} {before}"
+        );
+        assert!(next <= now_ns() + super::super::nanos(SWEEP_INTERVAL));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.get(&b).unwrap().as_deref(), Some(&b"b"[..]));
+        // Full of live sessions, a due sweep frees nothing: full, once.
+        s.next_sweep_ns.store(0, Ordering::Relaxed);
+        assert_eq!(s.create(&a, b"a", HOUR).unwrap(), Outcome::Full);
+        assert_eq!(s.len(), 1);
+    }
+
+    /// A create or regenerate that inserts nothing gives its reserved slot back.
+    #[test]
+    fn a_create_or_regenerate_that_inserts_nothing_gives_its_slot_back() {
+        let s = store(Some(3), Duration::ZERO);
+        let (a, b, c) = (id("01", '0'), id("02", '0'), id("03", '0'));
+        assert_eq!(s.create(&a, b"a", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.create(&a, b"a", HOUR).unwrap(), Outcome::Taken);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.create(&b, b"b", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.create(&c, b"c", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.len(), 3);
+
+        // With a grace a regenerate reserves a slot for the new entry.
+        let s = store(Some(3), HOUR);
+        assert_eq!(s.create(&a, b"a", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.create(&b, b"b", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.regenerate(&a, &b, None).unwrap(), Outcome::Taken);
+        assert_eq!(s.regenerate(&c, &b, None).unwrap(), Outcome::Missing);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.regenerate(&a, &c, None).unwrap(), Outcome::Applied);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.get(&a).unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(s.get(&c).unwrap().as_deref(), Some(&b"a"[..]));
+        // Full: the regenerate is refused and holds nothing more.
+        let d = id("04", '0');
+        assert_eq!(s.regenerate(&b, &d, None).unwrap(), Outcome::Full);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn ids_and_count_are_the_live_sessions() {
+        let s = store(None, Duration::ZERO);
+        assert_eq!(s.ids().unwrap(), []);
+        let (a, b, c) = (id("01", '0'), id("c2", '0'), id("03", '0'));
+        assert_eq!(s.create(&a, b"a", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(s.create(&b, b"b", HOUR).unwrap(), Outcome::Applied);
+        assert_eq!(
+            s.create(&c, b"c", Duration::from_nanos(1)).unwrap(),
+            Outcome::Applied
+        );
+        let mut ids = s.ids().unwrap();
+        ids.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+        assert_eq!(ids, [a, b]);
+        assert_eq!(s.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn update_if_writes_only_the_version_it_names() {
+        let s = store(None, Duration::ZERO);
+        let a = id("01", '0');
+        assert_eq!(s.create(&a, b"v1", HOUR).unwrap(), Outcome::Applied);
+        let (data, v1) = s.get_versioned(&a).unwrap().unwrap();
+        assert_eq!(data, b"v1");
+        assert_eq!(s.update_if(&a, b"no", v1 + 1).unwrap(), Outcome::Conflict);
+        assert_eq!(s.update_if(&a, b"v2", v1).unwrap(), Outcome::Applied);
+        assert_eq!(
+            s.get_versioned(&a).unwrap().unwrap(),
+            (b"v2".to_vec(), v1 + 1)
+        );
+        assert_eq!(s.update_if(&a, b"no", v1).unwrap(), Outcome::Conflict);
+        assert_eq!(s.get(&a).unwrap().as_deref(), Some(&b"v2"[..]));
+    }
+
+    /// A sweep also drops the owner-index entries past their bound, and the owners
+    /// left without entries, so that the index does not grow without end.
+    #[test]
+    fn remove_expired_prunes_the_owner_index() {
+        let s = store(None, Duration::ZERO);
+        let (gone, kept) = (OwnerTag::plain("gone"), OwnerTag::plain("kept"));
+        let (a, b) = (id("01", '0'), id("02", '0'));
+        let past = now_ns() - 1;
+        s.index_add(&gone, &a, past).unwrap();
+        s.index_add(&kept, &a, past).unwrap();
+        s.index_add(&kept, &b, u64::MAX).unwrap();
+        assert_eq!(s.remove_expired().unwrap(), 0);
+        let index = s.index.lock();
+        assert!(!index.contains_key(&gone));
+        assert_eq!(index[&kept].iter().collect::<Vec<_>>(), [(&b, &u64::MAX)]);
+    }
+
+    /// A regenerate locks the shards of both ids in index order whichever id is in
+    /// the lower shard, or one shard when both ids share it.
+    #[test]
+    fn regenerate_between_and_within_shards() {
+        let low = "00"; // shard 0
+        let high = "3f"; // shard 63
+        let low_too = "40"; // shard 0 again
+        for grace in [Duration::ZERO, HOUR] {
+            for (old, new) in [(low, high), (high, low), (low, low_too), (low_too, low)] {
+                let s = store(None, grace);
+                let (old, new) = (id(old, 'a'), id(new, 'b'));
+                assert_eq!(s.create(&old, b"data", HOUR).unwrap(), Outcome::Applied);
+                assert_eq!(
+                    s.regenerate(&old, &new, None).unwrap(),
+                    Outcome::Applied,
+                    "{old:?} -> {new:?}"
+                );
+                assert_eq!(s.get(&new).unwrap().as_deref(), Some(&b"data"[..]));
+                if grace.is_zero() {
+                    assert_eq!(s.get(&old).unwrap(), None);
+                    assert_eq!(s.len(), 1);
+                } else {
+                    assert_eq!(s.get(&old).unwrap().as_deref(), Some(&b"data"[..]));
+                    assert_eq!(s.update(&old, b"x").unwrap(), Outcome::ReadOnly);
+                    assert_eq!(s.len(), 2);
+                }
+                assert_eq!(s.update(&new, b"new").unwrap(), Outcome::Applied);
+                assert_eq!(s.get(&new).unwrap().as_deref(), Some(&b"new"[..]));
+            }
+        }
     }
 }
