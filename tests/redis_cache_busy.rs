@@ -93,4 +93,14 @@ fn writes_to_other_sessions_never_starve_the_cache() {
         "{hits} hits of {gets} gets while others wrote: {stats:?}"
     );
     assert_eq!(threads_left, 0, "a listener outlived its store");
+
+    // And a store left idle a while (no message for many ticks) closes too.
+    let idle = open(&server, r#", "local_cache": {}"#);
+    while cache_threads() != 1 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no listener");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(idle);
+    assert_eq!(cache_threads(), 0, "an idle store's listener outlived it");
 }

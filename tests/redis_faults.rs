@@ -39,6 +39,9 @@ struct Proxy {
     port: u16,
     /// Where new connections go (existing ones stay where they are).
     upstream: Arc<AtomicU16>,
+    /// Per connection, in the order they were accepted: hold its replies (a
+    /// half-open fault on that connection alone).
+    holds: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     fault: Arc<AtomicU8>,
     delay_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -54,12 +57,14 @@ impl Proxy {
         let proxy = Proxy {
             port,
             upstream: Arc::new(AtomicU16::new(upstream)),
+            holds: Arc::new(Mutex::new(Vec::new())),
             fault: Arc::new(AtomicU8::new(Fault::None as u8)),
             delay_ms: Arc::new(AtomicU64::new(0)),
             stop: Arc::new(AtomicBool::new(false)),
             sockets: Arc::new(Mutex::new(Vec::new())),
         };
         let upstream = proxy.upstream.clone();
+        let holds = proxy.holds.clone();
         let (fault, delay, stop, sockets) = (
             proxy.fault.clone(),
             proxy.delay_ms.clone(),
@@ -84,6 +89,8 @@ impl Proxy {
                 for s in [&client, &server] {
                     sockets.lock().unwrap().push(s.try_clone().unwrap());
                 }
+                let hold = Arc::new(AtomicBool::new(false));
+                holds.lock().unwrap().push(hold.clone());
                 // client -> server carries requests, server -> client replies.
                 for (from, to, replies) in [
                     (
@@ -94,7 +101,10 @@ impl Proxy {
                     (server, client, true),
                 ] {
                     let (fault, delay, stop) = (fault.clone(), delay.clone(), stop.clone());
-                    std::thread::spawn(move || pump(from, to, replies, &fault, &delay, &stop));
+                    let hold = hold.clone();
+                    std::thread::spawn(move || {
+                        pump(from, to, replies, &fault, &hold, &delay, &stop)
+                    });
                 }
             }
         });
@@ -105,6 +115,12 @@ impl Proxy {
     /// server).
     fn retarget(&self, port: u16) {
         self.upstream.store(port, Ordering::SeqCst);
+    }
+
+    /// Holds the replies of the `n`th connection accepted (from 0), or lets them
+    /// through again.
+    fn hold(&self, n: usize, held: bool) {
+        self.holds.lock().unwrap()[n].store(held, Ordering::SeqCst);
     }
 
     fn set(&self, fault: Fault) {
@@ -130,6 +146,7 @@ fn pump(
     mut to: TcpStream,
     replies: bool,
     fault: &AtomicU8,
+    hold: &AtomicBool,
     delay_ms: &AtomicU64,
     stop: &AtomicBool,
 ) {
@@ -140,7 +157,9 @@ fn pump(
             Ok(n) => n,
         };
         // A half-open peer: hold the bytes forever (until the test ends).
-        while fault.load(Ordering::SeqCst) == Fault::HalfOpen as u8 {
+        while fault.load(Ordering::SeqCst) == Fault::HalfOpen as u8
+            || (replies && hold.load(Ordering::SeqCst))
+        {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -526,4 +545,51 @@ fn the_local_cache_follows_a_url_that_moves_to_another_server() {
             stats()
         );
     }
+}
+
+/// The local cache's channel alone stalls (its replies held, its connection
+/// open) while the rest of the store works: the marks the heart publishes are
+/// never delivered, so the channel is given up once a mark is `command_timeout_ms`
+/// late, the cache emptied, and a change made meanwhile read from Redis.
+#[test]
+fn a_stalled_channel_is_given_up_when_its_mark_is_late() {
+    let redis = RedisServer::start(&[]);
+    let proxy = Proxy::start(redis.port);
+    // Connections in order: the pool's first (the check at open), the channel,
+    // the heart.
+    let s = open_with(
+        &proxy.url(),
+        r#", "pool_size": 1, "local_cache": {"max_stale_ms": 5000}"#,
+    );
+    let stats = || s.store().cache_stats().unwrap();
+    let id = s.create(b"old").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hits = stats().hits;
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"old");
+        if stats().hits > hits {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cached: {:?}", stats());
+    }
+    assert_eq!(proxy.holds.lock().unwrap().len(), 3, "pool, channel, heart");
+    proxy.hold(1, true);
+    let held = Instant::now();
+    let _: i64 = redis.query(
+        0,
+        &[b"HSET", format!("session:{id}").as_bytes(), b"d", b"new"],
+    );
+    while stats().channel_up {
+        assert!(
+            held.elapsed() < Duration::from_secs(5),
+            "a stalled channel was kept: {:?}",
+            stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let given_up = held.elapsed();
+    assert_eq!(stats().entries, 0);
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"new");
+    eprintln!("stalled channel given up after {given_up:?} (command_timeout_ms {TIMEOUT_MS})");
+    proxy.hold(1, false);
 }

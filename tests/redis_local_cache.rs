@@ -294,7 +294,12 @@ fn an_expired_session_is_not_served_without_any_message() {
 #[test]
 fn a_lost_channel_or_a_restarted_server_empties_the_cache() {
     let mut server = RedisServer::start(&[]);
-    let cached = open(&server, CACHED);
+    // A long command timeout: a broken channel must be noticed by its broken
+    // connection at once, not by a mark that never comes (which takes that long).
+    let cached = open(
+        &server,
+        r#", "command_timeout_ms": 5000, "local_cache": {"max_stale_ms": 2000}"#,
+    );
     let ids: Vec<_> = (0..50)
         .map(|i| cached.create(format!("{i}").as_bytes()).unwrap())
         .collect();
