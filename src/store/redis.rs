@@ -1349,7 +1349,10 @@ impl Net {
 
     /// A new connection that receives the invalidations of every key under the
     /// prefix (see `local_cache.rs`), and the server it reaches.
-    fn subscribe_channel(&self, key_prefix: &[u8]) -> Result<(local_cache::Connections, u64)> {
+    fn subscribe_channel(
+        self: &Arc<Self>,
+        key_prefix: &[u8],
+    ) -> Result<(local_cache::Connections, u64)> {
         let _held = SignalsHeld::new();
         let node = |conn| match conn {
             Conn::Node(conn, server) => Ok((conn, server)),
@@ -1407,9 +1410,35 @@ impl Net {
                 channel,
                 heart,
                 mark,
+                watch: self.watch(server),
             },
             server,
         ))
+    }
+
+    /// For the cache's listener: whether the server tagged `server` is still
+    /// the one to watch. Under Sentinel the sentinels are asked once a
+    /// `SENTINEL_CHECK_INTERVAL` (a planned failover leaves the old primary up and
+    /// writable for seconds); an unanswered question changes nothing.
+    fn watch(self: &Arc<Self>, server: u64) -> Box<dyn FnMut() -> bool + Send> {
+        if !matches!(self.target, Target::Sentinel(_)) {
+            return Box::new(|| true);
+        }
+        let net = Arc::clone(self);
+        let mut next = Instant::now() + SENTINEL_CHECK_INTERVAL;
+        Box::new(move || {
+            if Instant::now() < next {
+                return true;
+            }
+            next = Instant::now() + SENTINEL_CHECK_INTERVAL;
+            let Target::Sentinel(sentinel) = &net.target else {
+                return true;
+            };
+            match net.ask_sentinels(&sentinel.config) {
+                Ok((addr, _)) => server_tag(&addr) == server,
+                Err(_) => true,
+            }
+        })
     }
 }
 

@@ -672,11 +672,15 @@ impl Drop for Reading<'_> {
 }
 
 /// The connections of an open channel: `channel` subscribed to the
-/// invalidations and to `mark`, `heart` to publish marks on.
+/// invalidations and to `mark`, `heart` to publish marks on; and `watch`,
+/// asked once a tick whether the server they reach is still the one to watch
+/// (under Sentinel: still the primary; gets answered from the cache alone would
+/// never find out).
 pub struct Connections {
     pub channel: redis::Connection,
     pub heart: redis::Connection,
     pub mark: String,
+    pub watch: Box<dyn FnMut() -> bool + Send>,
 }
 
 /// The listener: applies the invalidations that arrive on the channel of
@@ -688,6 +692,7 @@ pub fn listen(cache: &LocalCache, conns: Connections, epoch: u64, command_timeou
         mut channel,
         mut heart,
         mark,
+        mut watch,
     } = conns;
     let heartbeat = super::super::nanos((cache.config.max_stale / 4).max(Duration::from_millis(1)));
     let limit = super::super::nanos(command_timeout);
@@ -704,6 +709,12 @@ pub fn listen(cache: &LocalCache, conns: Connections, epoch: u64, command_timeou
             if now.saturating_sub(checked) >= tick {
                 if !cache.current(epoch) {
                     return Ok(());
+                }
+                if !watch() {
+                    // Another server is the one to watch now.
+                    return Err(redis::RedisError::from(std::io::Error::from(
+                        std::io::ErrorKind::NotConnected,
+                    )));
                 }
                 checked = now;
             }
