@@ -123,6 +123,7 @@ pub fn tag(id: &SessionId) -> u64 {
             b'0'..=b'9' => c - b'0',
             _ => c - b'a' + 10,
         };
+        // cargo-mutants: `^` for `|` is equivalent: the shifted acc's low 4 bits are zero.
         acc << 4 | u64::from(digit)
     })
 }
@@ -224,5 +225,46 @@ mod tests {
         file[HEADER_LEN + 9] ^= 0xff;
         assert!(newest_version(&file, false).is_none());
         assert_eq!(newest_version(&file, true).unwrap().1, b"old data");
+    }
+
+    #[test]
+    fn counters_at_max_counter_are_damage() {
+        let h = HEADER_LEN as u64;
+        let below = desc(5, MAX_COUNTER - 1, h, b"hello");
+        assert_eq!(Descriptor::decode(&below.encode()), Some(below));
+        let seq_at_max = Descriptor {
+            seq: MAX_COUNTER,
+            version: 1,
+            ..below
+        };
+        assert_eq!(Descriptor::decode(&seq_at_max.encode()), None);
+        let version_at_max = Descriptor {
+            seq: 1,
+            version: MAX_COUNTER,
+            ..below
+        };
+        assert_eq!(Descriptor::decode(&version_at_max.encode()), None);
+    }
+
+    #[test]
+    fn read_only_is_flag_bit_zero() {
+        let d = desc(0, 1, HEADER_LEN as u64, b"");
+        assert!(!d.read_only());
+        assert!(Descriptor {
+            flags: FLAG_READ_ONLY,
+            ..d
+        }
+        .read_only());
+        assert!(Descriptor { flags: 3, ..d }.read_only());
+        assert!(!Descriptor { flags: 2, ..d }.read_only());
+    }
+
+    #[test]
+    fn free_offset_uses_the_gap_before_live_data_only_if_it_fits() {
+        let h = HEADER_LEN as u64;
+        // 10 bytes fit exactly between the header and live data at h + 10.
+        let live = desc(4, 1, h + 10, b"live");
+        assert_eq!(free_offset(&live, 10), h);
+        assert_eq!(free_offset(&live, 11), h + 14);
     }
 }
