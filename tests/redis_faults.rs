@@ -410,6 +410,20 @@ fn a_server_restart_during_a_burst_from_8_threads() {
     }
 }
 
+/// Gets `id` through `s` (each returning `data`) until one is answered from the
+/// local cache.
+fn read_until_cached(s: &Sessions, id: &str, data: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hits = s.store().cache_stats().unwrap().hits;
+        assert_eq!(s.get(id.as_bytes()).unwrap(), data);
+        if s.store().cache_stats().unwrap().hits > hits {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never cached");
+    }
+}
+
 /// The local read cache behind a half-open connection (a network partition
 /// between this process and Redis, while others still write): its channel hears
 /// neither invalidations nor heartbeats any more, so within `max_stale_ms` the
@@ -427,15 +441,7 @@ fn a_half_open_channel_makes_the_local_cache_step_aside_within_max_stale() {
     );
     let stats = || s.store().cache_stats().unwrap();
     let id = s.create(b"old").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let hits = stats().hits;
-        assert_eq!(s.get(id.as_bytes()).unwrap(), b"old");
-        if stats().hits > hits {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never cached: {:?}", stats());
-    }
+    read_until_cached(&s, id.as_str(), b"old");
 
     proxy.set(Fault::HalfOpen);
     // Another client changes it on the server itself, not through the proxy.
@@ -563,15 +569,7 @@ fn a_stalled_channel_is_given_up_when_its_mark_is_late() {
     );
     let stats = || s.store().cache_stats().unwrap();
     let id = s.create(b"old").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let hits = stats().hits;
-        assert_eq!(s.get(id.as_bytes()).unwrap(), b"old");
-        if stats().hits > hits {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never cached: {:?}", stats());
-    }
+    read_until_cached(&s, id.as_str(), b"old");
     assert_eq!(proxy.holds.lock().unwrap().len(), 3, "pool, channel, heart");
     proxy.hold(1, true);
     let held = Instant::now();
