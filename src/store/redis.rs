@@ -1717,8 +1717,20 @@ impl RedisStore {
         let key = self.key(id);
         type Fields = (Option<Vec<u8>>, Option<u64>, Option<Vec<u8>>, Option<u64>);
         // Recorded before the request goes out (see `local_cache.rs`).
-        let reading = self.cache.as_ref().and_then(|cache| cache.begin(id));
-        let (sent, wall) = (mono_ns(), now_ns());
+        let reading = self.cache.as_ref().and_then(|cache| {
+            let reading = cache.begin(id);
+            if reading.is_none() {
+                // No channel (yet, or any more): one is opened in the background,
+                // and until it is up reads go to Redis uncached.
+                self.open_channel_later(cache);
+            }
+            reading
+        });
+        // (The clocks only matter for a read that fills the cache.)
+        let (sent, wall) = match reading {
+            Some(_) => (mono_ns(), now_ns()),
+            None => (0, 0),
+        };
         let (((data, absolute_ms, read_only, version), pttl), server): ((Fields, i64), u64) = self
             .run_tagged("HMGET", |c| {
                 if !c.supports_pipelining() {
@@ -1803,9 +1815,6 @@ impl RedisStore {
                 return Ok(Some(hit.data));
             }
         }
-        // No channel (yet, or any more): one is opened in the background, and
-        // until it is up gets go to Redis.
-        self.open_channel_later(cache);
         Ok(self.read(id)?.map(|(data, _)| data))
     }
 }

@@ -503,23 +503,26 @@ impl LocalCache {
 
     /// The channel of `epoch` broke: empty the cache; the next get opens another.
     pub fn lost(&self, epoch: u64) {
-        let mut inner = self.lock();
+        let inner = self.lock();
         if inner.epoch == epoch {
-            inner.lose_channel(0);
-            drop(inner);
-            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.flush_channel(inner);
         }
+    }
+
+    /// Loses the open channel (the cache emptied, counted as a flush).
+    fn flush_channel(&self, mut inner: parking_lot::MutexGuard<'_, Inner>) {
+        inner.lose_channel(0);
+        drop(inner);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The store now reaches the server tagged `server`: a channel that watches
     /// another one is lost (the cache is emptied), and a new one is opened on
     /// the new server at the next get.
     pub fn follow(&self, server: u64) {
-        let mut inner = self.lock();
+        let inner = self.lock();
         if matches!(&inner.channel, Channel::Up { server: watched, .. } if *watched != server) {
-            inner.lose_channel(0);
-            drop(inner);
-            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.flush_channel(inner);
         }
     }
 
