@@ -94,10 +94,6 @@ impl Sessions {
         &self.name
     }
 
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
-    }
-
     /// The store itself, for tests of the storage contract.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
@@ -298,7 +294,9 @@ impl Sessions {
                 .and_then(|plain| self.owner_of(&plain)),
             Ok(None) => None,
             // A damaged or planted record (or, on Redis, a key of another type)
-            // still goes.
+            // still goes. cargo-mutants: `true` here sends every other error of
+            // take (an unavailable directory or server) to a destroy that meets
+            // it again.
             Err(err) if matches!(err.code, SessionError::Corrupt | SessionError::NotFound) => {
                 self.store.destroy(&id)?;
                 None

@@ -360,6 +360,26 @@ fn ttl_exists_and_count() {
 }
 
 #[test]
+fn peek_and_ids_read_without_using_the_sessions() {
+    on_every_driver(r#", "lifetime": 600"#, |s| {
+        let mut ids: Vec<SessionId> = (0..5u8).map(|i| s.create(&[b'p', i]).unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(
+                s.peek(id.as_bytes()).unwrap(),
+                [b'p', i as u8],
+                "{}",
+                s.name
+            );
+        }
+        ids.sort_unstable_by_key(|id| *id.as_bytes());
+        assert_eq!(s.ids().unwrap(), ids, "{}", s.name);
+        s.destroy(ids[0].as_bytes()).unwrap();
+        assert_eq!(code(s.peek(ids[0].as_bytes())), SessionError::NotFound);
+        assert_eq!(s.ids().unwrap(), ids[1..], "{}", s.name);
+    });
+}
+
+#[test]
 fn regenerate_moves_the_session_to_a_fresh_id() {
     on_every_driver(r#", "lifetime": 600, "idle_timeout": 300"#, |s| {
         let old = s.create_ttl(b"{\"cart\":[1,2]}", 100).unwrap();
@@ -1016,6 +1036,71 @@ fn invalid_utf8_in_another_member_leaves_the_owner_index_and_per_key_calls_worki
         for id in [latin1, plain] {
             assert_eq!(code(s.get(id.as_bytes())), SessionError::NotFound);
         }
+    });
+}
+
+#[test]
+fn an_owner_index_entry_outlives_its_session_by_the_slack() {
+    on_every_driver(r#", "owner_key": "user_id", "max_lifetime": 3600"#, |s| {
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        };
+        let before = now();
+        let id = s.create(b"{\"user_id\":7}").unwrap();
+        let after = now();
+        let entries = s
+            .store()
+            .index_list(&session::seal::OwnerTag::plain("7"))
+            .unwrap();
+        assert_eq!(entries.len(), 1, "{}", s.name);
+        let (entry, bound) = entries[0];
+        assert_eq!(entry, id);
+        let span = (3600 + session::sessions::INDEX_SLACK.as_secs()) * 1_000_000_000;
+        // Redis keeps whole milliseconds.
+        let earliest = (before + span) / 1_000_000 * 1_000_000;
+        assert!(
+            (earliest..=after + span).contains(&bound),
+            "{}: bound {bound} for a span of {span} after {before}..{after}",
+            s.name
+        );
+    });
+}
+
+#[test]
+fn reading_an_owner_drops_old_entries_of_missing_sessions_and_keeps_young_ones() {
+    on_every_driver(r#", "owner_key": "user_id", "max_lifetime": 3600"#, |s| {
+        use session::sessions::{INDEX_SLACK, INDEX_YOUNG};
+        let tag = session::seal::OwnerTag::plain("5");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let span = (3600 + INDEX_SLACK.as_secs()) * 1_000_000_000;
+        let young_span = span - INDEX_YOUNG.as_nanos() as u64 + 10_000_000_000;
+        let old_span = span - INDEX_YOUNG.as_nanos() as u64 - 10_000_000_000;
+        // Entries without sessions, as bounds tell: one written 10 s less than
+        // INDEX_YOUNG ago (it may be a create in flight), one 10 s more (its
+        // creator died).
+        let young = SessionId::generate().unwrap();
+        let old = SessionId::generate().unwrap();
+        s.store().index_add(&tag, &young, now + young_span).unwrap();
+        s.store().index_add(&tag, &old, now + old_span).unwrap();
+        let live = s.create(b"{\"user_id\":5}").unwrap();
+        assert_eq!(s.list_owner(b"5").unwrap(), [live], "{}", s.name);
+        let mut left: Vec<SessionId> = s
+            .store()
+            .index_list(&tag)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        left.sort_unstable_by_key(|id| *id.as_bytes());
+        let mut expect = vec![young, live];
+        expect.sort_unstable_by_key(|id| *id.as_bytes());
+        assert_eq!(left, expect, "{}", s.name);
     });
 }
 

@@ -97,6 +97,17 @@ fn cookie_helpers_follow_the_store_configuration() {
             header.ends_with("GMT; Path=/; Secure; HttpOnly; SameSite=Strict"),
             "{header}"
         );
+        // Expires is two hours from now: this year, give or take one (the year
+        // length is averaged).
+        let year: u64 = header.split("Expires=").nth(1).unwrap()[12..16]
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let this_year = 1970 + now * 400 / (146_097 * 86_400);
+        assert!((this_year - 1..=this_year + 1).contains(&year), "{header}");
         assert_eq!(
             text(session_store_cookie_clear_header(store)).unwrap(),
             "__Host-sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; Secure; HttpOnly; SameSite=Strict"

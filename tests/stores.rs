@@ -524,3 +524,160 @@ fn symlinks_planted_in_the_owner_index_are_never_followed() {
         "wrote through a symlink"
     );
 }
+
+#[test]
+fn sessions_of_several_mebibytes_are_read_whole_after_updates() {
+    let dir = TempDir::new("stores");
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "max_data_size": 8388608}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        dir.path().display()
+    );
+    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    let big = |fill: u8, len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|i| fill.wrapping_add((i % 253) as u8))
+            .collect()
+    };
+    let id = s.create(&big(1, 5 << 20)).unwrap();
+    assert!(s.get(id.as_bytes()).unwrap() == big(1, 5 << 20));
+    // Both versions in the file, the live one after the other.
+    s.update(id.as_bytes(), &big(2, 7 << 20)).unwrap();
+    assert!(s.get(id.as_bytes()).unwrap() == big(2, 7 << 20));
+    s.update(id.as_bytes(), &big(3, 3 << 20)).unwrap();
+    assert!(s.get(id.as_bytes()).unwrap() == big(3, 3 << 20));
+}
+
+#[test]
+fn a_storage_root_that_cannot_be_used_is_refused_with_what_is_wrong() {
+    let dir = TempDir::new("stores");
+    let config = |root: &str| {
+        let json = format!(
+            r#"{{"sessions": {{"driver": "storage", "storage_name": "s"}},
+                "storages": {{"s": {{"type": "filesystem", "root": {}}}}}}}"#,
+            serde_json::to_string(root).unwrap()
+        );
+        Config::from_json(json.as_bytes())
+    };
+    for root in ["", "/tmp/a\0b"] {
+        let err = config(root).unwrap_err();
+        assert_eq!(err.code, SessionError::Config);
+        assert!(err.message.contains("is not a usable directory"), "{err:?}");
+    }
+    // A root that is a file: sessions/ cannot be created in it.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Sessions::open(&config(file.to_str().unwrap()).unwrap())
+        .err()
+        .expect("a file as the storage root");
+    assert!(err.message.contains("cannot create it"), "{err:?}");
+    assert!(err.message.contains("Not a directory"), "{err:?}");
+}
+
+/// Descriptors of this process open on `path` (a directory in use by a store).
+fn descriptors_on(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[test]
+fn the_directory_is_reopened_only_when_it_was_replaced() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let path = dir.path().join("sessions");
+    let id = s.create(b"kept").unwrap();
+    // Calls over three check intervals: the one directory, opened once.
+    let until = std::time::Instant::now() + Duration::from_millis(3300);
+    while std::time::Instant::now() < until {
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(descriptors_on(&path), 1);
+
+    // Replaced by another store's directory: the first miss checks the path again
+    // and finds the session there, before any periodic check.
+    let other = TempDir::new("stores");
+    let t = file_sessions(other.path(), 3600);
+    let theirs = t.create(b"theirs").unwrap();
+    std::fs::rename(&path, dir.path().join("old")).unwrap();
+    std::fs::rename(other.path().join("sessions"), &path).unwrap();
+    assert_eq!(s.get(theirs.as_bytes()).unwrap(), b"theirs");
+    let made = s.create(b"new").unwrap();
+    assert!(path.join(made.as_str()).exists());
+    // This store's new descriptor, and the other store's, which moved with it.
+    assert_eq!(descriptors_on(&path), 2);
+    drop(t);
+
+    // Deleted and made again: the first create meets the deleted directory, checks
+    // the path again and lands in the new one; so does a get.
+    std::fs::remove_dir_all(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let made = s.create(b"after").unwrap();
+    assert!(path.join(made.as_str()).exists());
+    std::fs::remove_dir_all(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::copy(
+        dir.path().join("old").join(id.as_str()),
+        path.join(id.as_str()),
+    )
+    .unwrap();
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+}
+
+#[test]
+fn two_stores_on_one_directory_lose_no_per_key_update() {
+    // As two processes would: each store has its own in-process locks, so only
+    // the files' locks keep their read-modify-writes apart.
+    let dir = TempDir::new("stores");
+    let a = file_sessions(dir.path(), 3600);
+    let b = file_sessions(dir.path(), 3600);
+    let id = a.create(b"{}").unwrap();
+    const EACH: usize = 150;
+    std::thread::scope(|scope| {
+        for (t, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+            scope.spawn(move || {
+                for k in 0..EACH {
+                    let key = format!("t{t}k{k}");
+                    store
+                        .set_value(id.as_bytes(), key.as_bytes(), b"1")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let data: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&b.get(id.as_bytes()).unwrap()).unwrap();
+    assert_eq!(data.len(), 4 * EACH, "lost set_values");
+}
+
+#[test]
+fn a_process_out_of_descriptors_gets_an_unavailable_store_not_a_missing_session() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let id = s.create(b"kept").unwrap();
+    // In a child: every descriptor taken, then a get and a create.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let rl = libc::rlimit {
+            rlim_cur: 256,
+            rlim_max: 256,
+        };
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
+        while unsafe { libc::dup(0) } >= 0 {}
+        let out_of_descriptors = |result: session::Result<_>| {
+            matches!(result, Err(session::Error { code: SessionError::StorageUnavailable, message })
+                if message.contains("Too many open files"))
+        };
+        let ok = out_of_descriptors(s.get(id.as_bytes()).map(|_| ()))
+            && out_of_descriptors(s.create(b"new").map(|_| ()));
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+}

@@ -91,8 +91,12 @@ pub const DIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// In-process lock stripes of the writers (see [`FileStore::lock_writer`]).
 const STRIPES: usize = 64;
 /// First read of a session file; larger files take a second read.
+// cargo-mutants: another size here (`+` for `*`) changes how many reads a file
+// takes, not what they return.
 const FIRST_READ: usize = 16 * 1024;
 /// No session file is read beyond this: 4 times the largest `max_data_size`.
+// cargo-mutants: `+` for the first `*` still allows 512 MiB + 4 bytes, which only a
+// session near the largest max_data_size reaches (the other two are caught).
 const MAX_FILE_READ: usize = 4 * 512 * 1024 * 1024;
 
 /// The settings of the file driver.
@@ -243,6 +247,8 @@ impl FileStore {
         let store = FileStore {
             path,
             c_path,
+            // cargo-mutants: never read: open_dir sets it before the store is
+            // returned (an error drops the store).
             dir: AtomicI32::new(-1),
             dirs: Mutex::new(Vec::new()),
             next_check_ns: AtomicU64::new(
@@ -293,6 +299,8 @@ impl FileStore {
     fn checked_dir(&self) -> Result<RawFd> {
         let now = now_ns();
         let due = self.next_check_ns.load(Ordering::Relaxed);
+        // cargo-mutants: `||` for `&&` checks on every call: two stats more per
+        // call, the same answers.
         if now >= due
             && self
                 .next_check_ns
@@ -355,6 +363,8 @@ impl FileStore {
     /// unavailable-storage error when it is gone.
     fn recheck_dir(&self) -> Result<DirCheck> {
         let current = sys::stat_fd(self.dir()).map_err(|e| self.fail("cannot stat it", e))?;
+        // cargo-mutants: `>=` for `>` differs only when a deleted directory's inode
+        // number is reused by the one now at the path.
         match sys::stat_at(libc::AT_FDCWD, &self.c_path) {
             Ok(st) if st.dev == current.dev && st.ino == current.ino && current.nlink > 0 => {
                 Ok(DirCheck::Same)
@@ -402,6 +412,7 @@ impl FileStore {
     /// is closed; `None` when the name is taken.
     fn create_file(&self, id: &SessionId) -> Result<Option<File>> {
         let name = Name::of(id);
+        // cargo-mutants: `^` for `|` is the same on these distinct bits.
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
         let mut dir = self.checked_dir()?;
         for attempt in 0..2 {
@@ -468,6 +479,7 @@ impl FileStore {
         Ok(guard)
     }
 
+    // cargo-mutants: what an fsync changes shows only after a power loss.
     fn sync_dir(&self) -> Result<()> {
         sys::fsync(self.dir()).map_err(|e| self.fail("fsync of the directory", e))
     }
@@ -501,6 +513,8 @@ impl FileStore {
             let wanted = usize::try_from(wanted.min(size))
                 .unwrap_or(usize::MAX)
                 .min(MAX_FILE_READ);
+            // cargo-mutants: `>=` adds a read of nothing; `+` for `-` reads on
+            // towards the end of the file, and the parser goes by the descriptors.
             if wanted > buf.len() {
                 sys::pread_append(file, buf, wanted - buf.len())?;
             }

@@ -24,6 +24,8 @@ pub fn syscall(mut call: impl FnMut() -> isize) -> io::Result<usize> {
 
 /// Opens a directory by path, refusing a symlink.
 pub fn open_dir(path: &CStr) -> io::Result<OwnedFd> {
+    // cargo-mutants: `^` for `|` is the same on these distinct bits (here, in
+    // open_at and in writable).
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: path is a valid NUL-terminated string.
     let fd = syscall(|| unsafe { libc::open(path.as_ptr(), flags) as isize })?;
@@ -86,6 +88,9 @@ pub fn rename_noreplace(dir: RawFd, from: &CStr, to: &CStr) -> io::Result<()> {
         ) as isize
     });
     match renamed {
+        // cargo-mutants: the fallback runs only on a filesystem without
+        // renameat2 (none a test can mount), and taking it on another error fails
+        // the same way (linkat meets the same missing name or existing target).
         Err(err) if matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
             // SAFETY: as above.
             syscall(|| unsafe { libc::linkat(dir, from.as_ptr(), dir, to.as_ptr(), 0) as isize })?;
@@ -153,6 +158,7 @@ pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
     syscall(|| unsafe { libc::fchmod(fd, mode) as isize }).map(|_| ())
 }
 
+// cargo-mutants: what fsync changes shows only after a power loss.
 pub fn fsync(fd: RawFd) -> io::Result<()> {
     // SAFETY: fsync on an open descriptor.
     syscall(|| unsafe { libc::fsync(fd) as isize }).map(|_| ())
@@ -177,6 +183,7 @@ pub fn writable(path: &CStr) -> io::Result<()> {
 pub fn pread_append(file: &File, buf: &mut Vec<u8>, count: usize) -> io::Result<()> {
     buf.reserve_exact(count);
     let end = buf.len() + count;
+    // cargo-mutants: `<=` only adds a read of 0 bytes, which ends the loop.
     while buf.len() < end {
         let (filled, want) = (buf.len(), end - buf.len());
         let spare = buf.spare_capacity_mut().as_mut_ptr();
@@ -202,6 +209,10 @@ pub fn pwrite_all(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
 pub fn write_two_at(file: &File, first: &[u8], second: &[u8], offset: u64) -> io::Result<()> {
     let mut done = 0usize;
     let total = first.len() + second.len();
+    // cargo-mutants: a regular file's pwritev is short only at a full disk or the
+    // size limit, and the next call then fails: where the rest starts (`<=` for
+    // `<` just below, `/` for `-`) cannot be seen. The test shows that it fails
+    // where it stopped, without writing anywhere else.
     while done < total {
         let (a, b) = if done < first.len() {
             (&first[done..], second)
@@ -266,6 +277,8 @@ pub fn lock(file: &File, op: libc::c_int, timeout: Duration) -> io::Result<bool>
             return Ok(false);
         }
         std::thread::sleep(pause.min(deadline - now));
+        // cargo-mutants: `/` for `*` keeps the pause at 20 µs: more tries, the
+        // same outcome.
         pause = (pause * 2).min(Duration::from_millis(1));
     }
 }
@@ -273,6 +286,9 @@ pub fn lock(file: &File, op: libc::c_int, timeout: Duration) -> io::Result<bool>
 /// Tries a `flock` once without waiting: `Ok(false)` when someone holds it.
 pub fn try_lock(file: &File, op: libc::c_int) -> io::Result<bool> {
     // SAFETY: flock on an open descriptor.
+    // cargo-mutants: `^` for `|` is the same (LOCK_NB is a bit of its own), and
+    // the other errors flock may give on an open descriptor (ENOLCK: the kernel
+    // out of memory) cannot be caused by a test.
     match syscall(|| unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) as isize }) {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
@@ -288,6 +304,8 @@ impl DirStream {
     /// Lists `dir` through a descriptor of its own, so `dir` is left untouched.
     pub fn open(dir: RawFd) -> io::Result<DirStream> {
         // SAFETY: a new descriptor for the same directory.
+        // cargo-mutants: `&` for the first `|` drops only O_DIRECTORY, and "." is
+        // a directory anyway.
         let fd = syscall(|| unsafe {
             libc::openat(
                 dir,
@@ -332,5 +350,235 @@ impl Drop for DirStream {
     fn drop(&mut self) {
         // SAFETY: the stream came from fdopendir and is closed once.
         unsafe { libc::closedir(self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory under the system's temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir()
+                .join(format!("libsession-sys-{label}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir(&path).unwrap();
+            Scratch(path)
+        }
+
+        fn c(&self, name: &str) -> CString {
+            c_path(&self.0.join(name))
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn c_path(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_bytes()).unwrap()
+    }
+
+    fn fd_flags(fd: RawFd) -> (libc::c_int, libc::c_int) {
+        // SAFETY: fcntl queries on an open descriptor.
+        unsafe {
+            (
+                libc::fcntl(fd, libc::F_GETFL),
+                libc::fcntl(fd, libc::F_GETFD),
+            )
+        }
+    }
+
+    /// Runs `check` in a forked child (for what changes the whole process: its
+    /// user, its limits) and tells whether it returned true there.
+    fn in_child(check: impl FnOnce() -> bool) -> bool {
+        // SAFETY: the child runs `check` and exits without returning to the harness.
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork: {}", io::Error::last_os_error()),
+            0 => {
+                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+                // SAFETY: leaves the child at once, skipping the harness's exit.
+                unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) }
+            }
+            child => {
+                let mut status = 0;
+                // SAFETY: waits for the child just forked.
+                assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+            }
+        }
+    }
+
+    /// Drops root to `nobody` in a forked child, so that permissions bind there
+    /// even when the tests run as root; a child that is not root keeps its user.
+    fn drop_root() -> bool {
+        // SAFETY: set*id calls in a single-threaded forked child.
+        unsafe { libc::geteuid() != 0 || (libc::setgid(65534) == 0 && libc::setuid(65534) == 0) }
+    }
+
+    #[test]
+    fn open_dir_refuses_a_symlink_and_a_file_and_closes_on_exec() {
+        let dir = Scratch::new("open-dir");
+        let fd = open_dir(&c_path(&dir.0)).unwrap();
+        let (status, fd_flags) = fd_flags(fd.as_raw_fd());
+        assert_eq!(status & libc::O_ACCMODE, libc::O_RDONLY);
+        assert_ne!(status & libc::O_DIRECTORY, 0);
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0);
+
+        std::os::unix::fs::symlink(&dir.0, dir.0.join("link")).unwrap();
+        // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (ELOOP without O_DIRECTORY).
+        let err = open_dir(&dir.c("link")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        std::fs::write(dir.0.join("file"), b"x").unwrap();
+        let err = open_dir(&dir.c("file")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+    }
+
+    #[test]
+    fn open_at_refuses_a_symlink_does_not_block_and_closes_on_exec() {
+        let dir = Scratch::new("open-at");
+        let fd = open_dir(&c_path(&dir.0)).unwrap();
+        let file = open_at(fd.as_raw_fd(), c"f", libc::O_RDWR | libc::O_CREAT, 0o600).unwrap();
+        let (status, fd_flags) = fd_flags(file.as_raw_fd());
+        assert_eq!(status & libc::O_ACCMODE, libc::O_RDWR);
+        assert_ne!(status & libc::O_NONBLOCK, 0);
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0);
+
+        std::os::unix::fs::symlink(dir.0.join("f"), dir.0.join("link")).unwrap();
+        let err = open_at(fd.as_raw_fd(), c"link", libc::O_RDONLY, 0).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        // A FIFO planted under a session's name: opening it to read returns at once.
+        // SAFETY: mkfifo with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(dir.c("fifo").as_ptr(), 0o600) }, 0);
+        let fifo = open_at(fd.as_raw_fd(), c"fifo", libc::O_RDONLY, 0).unwrap();
+        assert!(!stat_fd(fifo.as_raw_fd()).unwrap().regular);
+    }
+
+    #[test]
+    fn geteuid_is_the_effective_user_also_after_dropping_root() {
+        // SAFETY: geteuid cannot fail.
+        assert_eq!(geteuid(), unsafe { libc::geteuid() });
+        assert!(in_child(
+            || drop_root() && geteuid() == unsafe { libc::geteuid() }
+        ));
+        assert!(in_child(|| drop_root() && geteuid() != 0));
+    }
+
+    #[test]
+    fn writable_needs_write_and_search_permission() {
+        let dir = Scratch::new("writable");
+        assert!(writable(&c_path(&dir.0)).is_ok());
+        assert!(writable(&dir.c("missing")).is_err());
+        // Owned by this process's user (root or not), and open to nobody else: a
+        // process of another user (nobody) may not write in it, nor search it.
+        use std::os::unix::fs::PermissionsExt;
+        for mode in [0o500, 0o755, 0o733, 0o766] {
+            let sub = dir.0.join(format!("m{mode:o}"));
+            std::fs::create_dir(&sub).unwrap();
+            std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(mode)).unwrap();
+            let path = c_path(&sub);
+            // SAFETY: geteuid cannot fail.
+            let other = unsafe { libc::geteuid() } == 0;
+            // Write and search for others (0733 for nobody) is the only writable mode.
+            let expect = if other {
+                mode == 0o733
+            } else {
+                mode & 0o300 == 0o300
+            };
+            assert_eq!(
+                in_child(|| drop_root() && writable(&path).is_ok()),
+                expect,
+                "mode {mode:o}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_write_cut_short_by_the_size_limit_fails_where_it_stopped() {
+        const LIMIT: u64 = 4096;
+        let dir = Scratch::new("short-write");
+        let fd = open_dir(&c_path(&dir.0)).unwrap();
+        let file = open_at(fd.as_raw_fd(), c"f", libc::O_RDWR | libc::O_CREAT, 0o600).unwrap();
+        pwrite_all(&file, &[b'a'; LIMIT as usize], 0).unwrap();
+        // In a child with a file size limit: a write that starts below the limit
+        // and ends past it is cut short there, and the rest must fail (EFBIG)
+        // rather than land anywhere else in the file.
+        assert!(in_child(|| {
+            let rl = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            // SAFETY: plain process settings in the child.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
+            }
+            let err = write_two_at(&file, &[b'b'; 1000], &[b'c'; 1000], LIMIT - 1500).unwrap_err();
+            err.raw_os_error() == Some(libc::EFBIG)
+        }));
+        let mut data = Vec::new();
+        pread_append(&file, &mut data, 2 * LIMIT as usize).unwrap();
+        let mut expect = vec![b'a'; LIMIT as usize - 1500];
+        expect.extend([b'b'; 1000]);
+        expect.extend([b'c'; 500]);
+        assert_eq!(data, expect);
+    }
+
+    #[test]
+    fn a_dir_stream_lists_every_name_closes_on_exec_and_is_closed_on_drop() {
+        let dir = Scratch::new("dir-stream");
+        for name in ["a", "b", "c"] {
+            std::fs::write(dir.0.join(name), b"x").unwrap();
+        }
+        let fd = open_dir(&c_path(&dir.0)).unwrap();
+        let mut names = Vec::new();
+        let mut stream = DirStream::open(fd.as_raw_fd()).unwrap();
+        stream
+            .for_each(|name| names.push(name.to_str().unwrap().to_owned()))
+            .unwrap();
+        names.sort();
+        assert_eq!(names, [".", "..", "a", "b", "c"]);
+        // SAFETY: the stream is open.
+        let stream_fd = unsafe { libc::dirfd(stream.0) };
+        assert_ne!(stream_fd, fd.as_raw_fd());
+        assert_ne!(fd_flags(stream_fd).1 & libc::FD_CLOEXEC, 0);
+        drop(stream);
+        // In a child, where no other thread can take the number meanwhile: the
+        // stream's descriptor is closed with it, and `dir` is left open.
+        let dir_fd = fd.as_raw_fd();
+        assert!(in_child(|| {
+            let stream = DirStream::open(dir_fd).unwrap();
+            // SAFETY: the stream is open.
+            let stream_fd = unsafe { libc::dirfd(stream.0) };
+            drop(stream);
+            fd_flags(stream_fd).1 == -1 && fd_flags(dir_fd).1 != -1
+        }));
+    }
+
+    #[test]
+    fn pread_append_reads_to_the_end_or_the_count() {
+        let dir = Scratch::new("pread");
+        let fd = open_dir(&c_path(&dir.0)).unwrap();
+        let file = open_at(fd.as_raw_fd(), c"f", libc::O_RDWR | libc::O_CREAT, 0o600).unwrap();
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        write_two_at(&file, &content[..30_000], &content[30_000..], 0).unwrap();
+        let mut buf = b"head".to_vec();
+        pread_append(&file, &mut buf, 1000).unwrap();
+        assert_eq!(&buf[..4], b"head");
+        assert_eq!(&buf[4..], &content[4..1004]);
+        let mut all = Vec::new();
+        pread_append(&file, &mut all, 1 << 20).unwrap();
+        assert_eq!(all, content);
     }
 }
