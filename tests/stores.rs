@@ -284,6 +284,70 @@ fn a_torn_update_leaves_the_old_version_and_damage_is_corrupt() {
 }
 
 #[test]
+fn a_write_after_damage_builds_on_the_intact_version_or_reports_it() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let (one, two) = (&br#"{"v":"one"}"#[..], &br#"{"v":"two, longer"}"#[..]);
+    let id = s.create(one).unwrap();
+    s.update(id.as_bytes(), two).unwrap();
+    let path = dir.path().join("sessions").join(id.as_str());
+    let good = std::fs::read(&path).unwrap();
+    // The layout of a_torn_update_leaves_the_old_version_and_damage_is_corrupt.
+    let (desc0, desc1) = (0..72, 72..144);
+    let old_data = 144..144 + one.len();
+    let new_data = old_data.end..old_data.end + two.len();
+    assert_eq!(good.len(), new_data.end);
+    let overlaps = |cut: usize, r: &std::ops::Range<usize>| cut < r.end && cut + 7 > r.start;
+    for cut in (0..good.len()).step_by(3) {
+        let mut damaged = good.clone();
+        for byte in damaged.iter_mut().skip(cut).take(7) {
+            *byte ^= 0x5a;
+        }
+        let new_intact = !overlaps(cut, &desc1) && !overlaps(cut, &new_data);
+        let old_intact = !overlaps(cut, &desc0) && !overlaps(cut, &old_data);
+        let some_descriptor = !overlaps(cut, &desc0) || !overlaps(cut, &desc1);
+        for write in ["update", "set_value", "touch then update"] {
+            std::fs::write(&path, &damaged).unwrap();
+            let after = format!("{{\"after\":\"{write} at {cut}\"}}");
+            let result = match write {
+                "update" => s.update(id.as_bytes(), after.as_bytes()),
+                "set_value" => s.set_value(id.as_bytes(), b"k", b"1"),
+                _ => s
+                    .touch(id.as_bytes())
+                    .and_then(|()| s.update(id.as_bytes(), after.as_bytes())),
+            };
+            let at = format!("{write}, damage at {cut}");
+            if new_intact || old_intact {
+                result.unwrap_or_else(|e| panic!("{at}: {e:?}"));
+                if write == "set_value" {
+                    // Built on the intact version: the newest one that is whole.
+                    let v: &[u8] = if new_intact {
+                        b"\"two, longer\""
+                    } else {
+                        b"\"one\""
+                    };
+                    assert_eq!(
+                        s.get_value(id.as_bytes(), b"v").unwrap().unwrap(),
+                        v,
+                        "{at}"
+                    );
+                    assert_eq!(s.get_value(id.as_bytes(), b"k").unwrap().unwrap(), b"1");
+                } else {
+                    assert_eq!(s.get(id.as_bytes()).unwrap(), after.as_bytes(), "{at}");
+                }
+                // And the next write too: the new version is the newest.
+                s.update(id.as_bytes(), b"next").unwrap();
+                assert_eq!(s.get(id.as_bytes()).unwrap(), b"next", "{at}");
+            } else if some_descriptor {
+                assert_eq!(result.unwrap_err().code, SessionError::Corrupt, "{at}");
+            } else {
+                assert_eq!(result.unwrap_err().code, SessionError::NotFound, "{at}");
+            }
+        }
+    }
+}
+
+#[test]
 fn remove_expired_judges_ended_files_by_fstatat_and_leaves_the_rest() {
     let dir = TempDir::new("stores");
     let s = file_sessions(dir.path(), 3600);
@@ -625,6 +689,16 @@ fn the_directory_is_reopened_only_when_it_was_replaced() {
     )
     .unwrap();
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+    // And a destroy.
+    let saved = std::fs::read(path.join(id.as_str())).unwrap();
+    std::fs::remove_dir_all(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join(id.as_str()), saved).unwrap();
+    s.destroy(id.as_bytes()).unwrap();
+    assert!(
+        !path.join(id.as_str()).exists(),
+        "destroy missed the new directory"
+    );
 }
 
 #[test]
@@ -680,4 +754,48 @@ fn a_process_out_of_descriptors_gets_an_unavailable_store_not_a_missing_session(
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+}
+
+#[test]
+fn a_session_is_written_up_to_the_largest_counters_and_no_further() {
+    use session::store::file::format::{Descriptor, DESC_LEN, MAX_COUNTER};
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    // A write adds at most 2 to seq and 1 to version: these are the last
+    // counters a write may start from.
+    let cases = [
+        (MAX_COUNTER - 3, MAX_COUNTER - 2, true),
+        (MAX_COUNTER - 2, 5, false),
+        (5, MAX_COUNTER - 1, false),
+    ];
+    for (seq, version, writable) in cases {
+        let id = s.create(b"start").unwrap();
+        let path = dir.path().join("sessions").join(id.as_str());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(&path)
+            .unwrap();
+        let mut slot = [0u8; DESC_LEN];
+        file.read_exact_at(&mut slot, 0).unwrap();
+        let desc = Descriptor {
+            seq,
+            version,
+            ..Descriptor::decode(&slot).expect("slot 0 holds the created version")
+        };
+        file.write_all_at(&desc.encode(), 0).unwrap();
+        assert_eq!(s.get(id.as_bytes()).unwrap(), b"start");
+        let result = s.update(id.as_bytes(), b"next");
+        let at = format!("seq {seq}, version {version}");
+        if writable {
+            result.unwrap_or_else(|e| panic!("{at}: {e:?}"));
+            let (data, v) = s.get_versioned(id.as_bytes()).unwrap();
+            assert_eq!(data, b"next", "{at}");
+            assert_eq!(v, MAX_COUNTER - 1, "{at}");
+        } else {
+            assert_eq!(result.unwrap_err().code, SessionError::Corrupt, "{at}");
+            assert_eq!(s.get(id.as_bytes()).unwrap(), b"start", "{at}");
+        }
+    }
 }

@@ -428,6 +428,8 @@ impl FileStore {
                     return Ok(Some(file));
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+                // cargo-mutants: `||` for `&&` also checks the directory after
+                // another error on the first try, which the second try meets again.
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempt == 0 => {
                     self.recheck_dir()?;
                     dir = self.dir();
@@ -579,6 +581,8 @@ impl FileStore {
         // remove_expired deletes a file on its fstatat alone once its end is
         // EXPIRED_MARGIN old. A writer that judged the session live close to its end
         // and then stalled that long may have written into a deleted file: say so.
+        // cargo-mutants: which writers check (`==`, `>`, `<=` for `<`) shows only
+        // for a writer stalled for seconds at this point, which no test can cause.
         if live.end_ns() < now.saturating_add(super::nanos(NEAR_END)) {
             let st = sys::stat_fd(file.as_raw_fd()).map_err(|e| self.fail("cannot stat", e))?;
             if st.nlink == 0 {
@@ -609,6 +613,9 @@ impl FileStore {
                 .into_iter()
                 .find(|&(s, d)| s != slot && d.tag == live.tag && d.seq <= live.seq);
             match older {
+                // cargo-mutants: without `seq`, the damaged descriptor stays the
+                // newest until the next full write replaces it: readers then fall
+                // back to this version under the lock, with the same answers.
                 Some((older_slot, older)) if self.whole(file, &older, size)? => (
                     older_slot,
                     Descriptor {
@@ -684,6 +691,8 @@ impl FileStore {
         };
         self.lock(&file, libc::LOCK_EX)?;
         let header = self.read_header(&file)?;
+        // cargo-mutants: `true` for the guard is the same: recover_regenerate
+        // returns None at once for a file whose newest descriptor is `id`'s.
         match descriptors(&header).first() {
             Some(&(_, live)) if live.tag != format::tag(id) => {
                 Ok(self.recover_regenerate(id, &file, &header)?.is_some())
@@ -707,6 +716,10 @@ impl FileStore {
             return Ok(None);
         };
         let tag = format::tag(id);
+        // cargo-mutants: equivalent here: `>=` for `>` (a nanosecond tie); `true`
+        // for `locked` (recover waits under the exclusive lock for a regenerate in
+        // flight, as the shared lock would); `||` for `&&` (the recovery then
+        // happens one call deeper).
         for locked in [false, true] {
             if locked {
                 self.lock(&file, libc::LOCK_SH)?;
@@ -1032,6 +1045,7 @@ impl FileStore {
             return false;
         }
         let abandoned_before = now.saturating_sub(super::nanos(ABANDONED_AFTER));
+        // cargo-mutants: `>=` for either `>` differs only on a nanosecond tie.
         match descriptors(&header).first() {
             Some(&(_, live)) if live.end_ns() > now => {
                 let _ = sys::set_mtime(file.as_raw_fd(), live.end_ns());
@@ -1049,6 +1063,8 @@ impl Store for FileStore {
         let now = now_ns();
         let absolute_ns = now.saturating_add(super::nanos(lifetime));
         let created = self.write_first(id, data, 1, absolute_ns, now)?;
+        // cargo-mutants: this only decides when to fsync the directory, which
+        // shows only after a power loss.
         if created == Outcome::Applied && self.fsync {
             self.sync_dir()?;
         }
