@@ -654,6 +654,65 @@ mod tests {
 
     #[test]
     #[cfg(feature = "redis")]
+    fn sentinel_and_cluster_nodes_are_read_as_written_and_checked() {
+        use crate::store::redis::{RedisServer, Secret, SentinelConfig};
+        let server = |json: &str| match one(json).driver {
+            DriverConfig::Redis(redis) => redis.server,
+            _ => panic!("not redis"),
+        };
+        let sentinel = |nodes: &str, extra: &str| {
+            format!(
+                r#"{{"sessions": {{"driver": "redis", "sentinel": {{"master_name": "m", "nodes": {nodes}{extra}}}}}}}"#
+            )
+        };
+        assert_eq!(
+            server(&sentinel(
+                r#"["10.0.0.1:26379", "[::1]:26380", "s.example:1"]"#,
+                r#", "dbindex": 2147483648"#
+            )),
+            RedisServer::Sentinel(SentinelConfig {
+                master_name: "m".into(),
+                nodes: vec![
+                    ("10.0.0.1".into(), 26379),
+                    ("::1".into(), 26380),
+                    ("s.example".into(), 1)
+                ],
+                sentinel_user: None,
+                sentinel_password: None,
+                user: None,
+                password: None,
+                dbindex: 1 << 31,
+            })
+        );
+        assert!(err(&sentinel("[]", "")).contains("nodes is required"));
+        assert!(err(&sentinel(r#"["h:1"]"#, r#", "dbindex": 2147483649"#)).contains("dbindex"));
+        let cluster =
+            |nodes: &str| format!(r#"{{"sessions": {{"driver": "redis", "cluster": {nodes}}}}}"#);
+        assert_eq!(
+            server(&cluster(
+                r#"["h1:7000", "redis://u:p@h2:7001", "rediss://h3:7002"]"#
+            )),
+            RedisServer::Cluster {
+                nodes: vec![
+                    Secret("redis://h1:7000".into()),
+                    Secret("redis://u:p@h2:7001".into()),
+                    Secret("rediss://h3:7002".into()),
+                ],
+                user: None,
+                password: None,
+            }
+        );
+        assert!(err(&cluster("[]")).contains("is empty"));
+        for bad in ["h:0", "h", ":7000", "h:65536", "[]:1"] {
+            let message = err(&cluster(&format!("[{bad:?}]")));
+            assert!(message.contains("is not \"host:port\""), "{bad}: {message}");
+            let message = err(&sentinel(&format!("[{bad:?}]"), ""));
+            assert!(message.contains("is not \"host:port\""), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "redis")]
     fn the_local_cache_has_documented_defaults_and_takes_each_setting() {
         use crate::store::redis::CacheConfig;
         let cache = |extra: &str| match one(&format!(

@@ -699,6 +699,21 @@ fn versions_only_grow_with_every_change_of_the_data() {
 }
 
 #[test]
+fn a_regenerate_within_a_grace_also_grows_the_version() {
+    on_every_driver(r#", "regenerate_grace": 30"#, |s| {
+        let id = s.create(br#"{"a":1}"#).unwrap();
+        s.update(id.as_bytes(), br#"{"a":2}"#).unwrap();
+        let (_, v) = s.get_versioned(id.as_bytes()).unwrap();
+        let new = s.regenerate(id.as_bytes()).unwrap();
+        let (data, after) = s.get_versioned(new.as_bytes()).unwrap();
+        assert_eq!(data, br#"{"a":2}"#, "{}", s.name);
+        assert!(after > v, "{}: {v} -> {after}", s.name);
+        // The old id reads the same data meanwhile.
+        assert_eq!(s.get(id.as_bytes()).unwrap(), br#"{"a":2}"#, "{}", s.name);
+    });
+}
+
+#[test]
 fn update_if_writes_only_the_version_it_read() {
     on_every_driver("", |s| {
         let id = s.create(b"one").unwrap();

@@ -369,6 +369,28 @@ fn remove_expired_judges_ended_files_by_fstatat_and_leaves_the_rest() {
     }
     assert_eq!(s.get(live.as_bytes()).unwrap(), b"live");
     assert_eq!(s.count().unwrap(), 1);
+
+    // An mtime in the past that the driver did not set (someone ran `touch -d`,
+    // or a write was cut short before its futimens): the ctime is later, so
+    // remove_expired asks the descriptor, which says live.
+    let path = sessions.join(live.as_str());
+    let old = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let hour_ago = libc::timespec {
+        tv_sec: (SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 3600) as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [hour_ago, hour_ago];
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, old.as_ptr(), times.as_ptr(), 0) },
+        0
+    );
+    assert_eq!(s.remove_expired().unwrap(), 0);
+    assert_eq!(s.get(live.as_bytes()).unwrap(), b"live");
+    assert_eq!(s.count().unwrap(), 1);
 }
 
 #[test]
@@ -379,8 +401,12 @@ fn a_regenerate_killed_before_its_rename_leaves_the_session_under_the_old_id() {
     let s = file_sessions(dir.path(), 3600);
     // What a regenerate does before its rename: the other slot gets a descriptor
     // tagged with the new id. Then the process dies: no rename.
-    let interrupted = |data: &[u8]| {
+    // With `updates` writes first, the live version is in either slot.
+    let interrupted = |data: &[u8], updates: usize| {
         let id = s.create(data).unwrap();
+        for _ in 0..updates {
+            s.update(id.as_bytes(), data).unwrap();
+        }
         let new = session::SessionId::generate().unwrap();
         let path = dir.path().join("sessions").join(id.as_str());
         let file = std::fs::File::options()
@@ -400,23 +426,25 @@ fn a_regenerate_killed_before_its_rename_leaves_the_session_under_the_old_id() {
             .unwrap();
         (id, new)
     };
-    // Each kind of call on the old id finds the session again (get, ttl, update);
-    // the new id was never given out and stays unknown.
-    let (a, a_new) = interrupted(b"read");
-    assert_eq!(s.get(a.as_bytes()).unwrap(), b"read");
-    let (b, _) = interrupted(b"ttl");
-    assert!(s.ttl(b.as_bytes()).unwrap().as_secs() > 3500);
-    let (c, _) = interrupted(b"update");
-    s.update(c.as_bytes(), b"updated").unwrap();
-    assert_eq!(s.get(c.as_bytes()).unwrap(), b"updated");
-    assert_eq!(
-        s.get(a_new.as_bytes()).unwrap_err().code,
-        SessionError::NotFound
-    );
-    // A regenerate now works.
-    let fresh = s.regenerate(a.as_bytes()).unwrap();
-    assert_eq!(s.get(fresh.as_bytes()).unwrap(), b"read");
-    assert_eq!(s.count().unwrap(), 3);
+    for updates in [0, 1] {
+        // Each kind of call on the old id finds the session again (get, ttl,
+        // update); the new id was never given out and stays unknown.
+        let (a, a_new) = interrupted(b"read", updates);
+        assert_eq!(s.get(a.as_bytes()).unwrap(), b"read");
+        let (b, _) = interrupted(b"ttl", updates);
+        assert!(s.ttl(b.as_bytes()).unwrap().as_secs() > 3500);
+        let (c, _) = interrupted(b"update", updates);
+        s.update(c.as_bytes(), b"updated").unwrap();
+        assert_eq!(s.get(c.as_bytes()).unwrap(), b"updated");
+        assert_eq!(
+            s.get(a_new.as_bytes()).unwrap_err().code,
+            SessionError::NotFound
+        );
+        // A regenerate now works.
+        let fresh = s.regenerate(a.as_bytes()).unwrap();
+        assert_eq!(s.get(fresh.as_bytes()).unwrap(), b"read");
+        assert_eq!(s.count().unwrap(), 3 * (updates + 1) as u64);
+    }
 }
 
 #[test]

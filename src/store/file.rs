@@ -674,6 +674,8 @@ impl FileStore {
         if (at_name.dev, at_name.ino) != (open.dev, open.ino) {
             return Ok(None); // renamed away: the regenerate completed
         }
+        // cargo-mutants: any seq from older's up gives the same file: both slots
+        // then name the same version of `id`.
         let restored = Descriptor {
             seq: newest.seq + 1,
             ..older
@@ -854,6 +856,9 @@ impl FileStore {
             return Ok(());
         };
         let now = now_ns();
+        // cargo-mutants: the read just judged the session live, `id`'s and
+        // writable; these checks (`&&` for either `||`) catch a regenerate or the
+        // end passing in the microseconds since, which no test can place there.
         if live.tag != format::tag(id) || live.end_ns() <= now || live.read_only() {
             return Ok(());
         }
@@ -1023,6 +1028,7 @@ impl FileStore {
             let Ok(id) = SessionId::parse(name.to_bytes()) else {
                 return;
             };
+            // cargo-mutants: `>=` for the first `>` differs only on a nanosecond tie.
             let live = st.mtime_ns > now
                 || (st.mtime_ns <= st.ctime_ns && matches!(self.live_descriptor(&id), Ok(Some(_))));
             if live {
@@ -1244,6 +1250,10 @@ impl Store for FileStore {
         let now = now_ns();
         let settled = now.saturating_sub(super::nanos(EXPIRED_MARGIN));
         let mut removed = 0;
+        // cargo-mutants: `==` or `>=` for either `>` below, and `>` for `<=`, send
+        // files to the locked check (or away from it) on a nanosecond tie or within
+        // the margin, where the lock gives the same answer; `removed > 0` only
+        // decides an fsync.
         self.scan(|dir, name, st| {
             if st.mtime_ns > now {
                 return; // live: the common case costs one fstatat
@@ -1287,6 +1297,7 @@ impl Store for FileStore {
                     let fd = file.as_raw_fd();
                     let written = sys::stat_fd(fd)
                         .and_then(|st| {
+                            // cargo-mutants: `<=` sets the same mtime again.
                             if st.mtime_ns < until_ns {
                                 sys::set_mtime(fd, until_ns)?;
                             }
@@ -1302,6 +1313,8 @@ impl Store for FileStore {
                     return written.map_err(|e| self.fail("cannot write the owner index", e));
                 }
                 // Its directory was removed empty by remove_expired just now: again.
+                // cargo-mutants: a race no test can place between index_dir and
+                // this open; the guard's variants change only how often it retries.
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 2 => {}
                 Err(err) => return Err(self.fail("cannot write the owner index", err)),
             }
