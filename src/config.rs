@@ -713,6 +713,53 @@ mod tests {
 
     #[test]
     #[cfg(feature = "redis")]
+    fn redis_servers_named_twice_or_prefixes_too_long_are_refused() {
+        let redis = |keys: &str| {
+            format!(
+                r#"{{"databases": {{"redis": [{{"host_id": "r", "ip": "127.0.0.1", "port": 6379}},
+                    {{"host_id": "c", "cluster": ["h:7000"], "ip": "127.0.0.1"}}]}},
+                  "sessions": {{"driver": "redis", {keys}}}}}"#
+            )
+        };
+        let sentinel = r#""sentinel": {"master_name": "m", "nodes": ["h:26379"]}"#;
+        for (keys, refusal) in [
+            (
+                format!(r#""url": "redis://h", {sentinel}"#),
+                "each name a server",
+            ),
+            (
+                r#""url": "redis://h", "cluster": ["h:1"]"#.to_string(),
+                "each name a server",
+            ),
+            (
+                r#""url": "redis://h", "storage_name": "r""#.to_string(),
+                "each name a server",
+            ),
+            (
+                format!(r#"{sentinel}, "host_id": "r""#),
+                "each name a server",
+            ),
+            (
+                r#""storage_name": "c""#.to_string(),
+                "ip/port/sentinel each name a server",
+            ),
+        ] {
+            let message = err(&redis(&keys));
+            assert!(message.contains(refusal), "{keys}: {message}");
+        }
+        let prefix = |len: usize| {
+            redis(&format!(
+                r#""url": "redis://h", "key_prefix": "{}""#,
+                "p".repeat(len)
+            ))
+        };
+        assert!(Config::from_json(prefix(256).as_bytes()).is_ok());
+        assert!(err(&prefix(257)).contains("key_prefix is longer than 256 bytes"));
+        assert!(Config::from_json(redis(r#""storage_name": "r""#).as_bytes()).is_ok());
+    }
+
+    #[test]
+    #[cfg(feature = "redis")]
     fn the_local_cache_has_documented_defaults_and_takes_each_setting() {
         use crate::store::redis::CacheConfig;
         let cache = |extra: &str| match one(&format!(

@@ -827,3 +827,40 @@ fn a_session_is_written_up_to_the_largest_counters_and_no_further() {
         }
     }
 }
+
+#[test]
+fn a_process_that_may_not_write_the_directory_gets_errors_never_a_silent_success() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let sessions = dir.path().join("sessions");
+    let id = s.create(b"kept").unwrap();
+    // In a child that may not write in the directory (root drops to nobody, for
+    // whom the 0700 directory is closed; another user makes it 0500 first).
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o500)).unwrap();
+    }
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        if root && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 } {
+            unsafe { libc::_exit(2) };
+        }
+        let denied = |result: session::Result<()>| {
+            matches!(result, Err(session::Error { code: SessionError::StorageUnavailable, message })
+                if message.contains("Permission denied"))
+        };
+        let ok = denied(s.destroy(id.as_bytes())) && denied(s.create(b"new").map(|_| ()));
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status}"
+    );
+    assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
+    assert_eq!(s.count().unwrap(), 1);
+}

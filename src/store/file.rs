@@ -1155,6 +1155,8 @@ impl Store for FileStore {
     fn touch(&self, id: &SessionId) -> Result<Outcome> {
         self.with_live(id, |file, slot, live, now| {
             let idle_ns = self.expiry.idle_end(now, live.absolute_ns);
+            // cargo-mutants: `||` for `&&` may move a read-only (old) id's idle end,
+            // but its end stays its absolute end, the end of its grace.
             if !live.read_only() && idle_ns > live.idle_ns {
                 self.write_idle_end(file, slot, live, idle_ns)?;
             }

@@ -286,27 +286,12 @@ pub fn parse(section: &Section, root: &Root) -> Result<RedisConfig> {
             password: None,
         },
         (Some(_), Some(_)) => unreachable!("refused above"),
-        (None, Some(sentinel)) => {
-            if section.string("host_id")?.is_some() || section.string("storage_name")?.is_some() {
-                return Err(Error::config(format!(
-                    "{} and storage_name/host_id both name a server: keep one",
-                    section.key_path("sentinel")
-                )));
-            }
-            RedisServer::Sentinel(sentinel)
-        }
+        (None, Some(sentinel)) => RedisServer::Sentinel(sentinel),
         (Some(url), None) => {
             let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
             if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
                 return Err(Error::config(format!(
                     "{} must start with redis://, rediss:// (TLS) or unix://",
-                    section.key_path("url")
-                )));
-            }
-            // Read them so they count as known, then refuse the mix.
-            if section.string("host_id")?.is_some() || section.string("storage_name")?.is_some() {
-                return Err(Error::config(format!(
-                    "{} and storage_name/host_id both name a server: keep one",
                     section.key_path("url")
                 )));
             }
