@@ -760,6 +760,104 @@ mod tests {
 
     #[test]
     #[cfg(feature = "redis")]
+    fn redis_entries_tls_and_credentials_are_checked_where_they_are_given() {
+        use crate::store::redis::RedisServer;
+        // An entry of databases.redis, used by storage_name "e".
+        let entry = |fields: &str| {
+            format!(
+                r#"{{"databases": {{"redis": [{{"host_id": "e", {fields}}}]}},
+                    "sessions": {{"driver": "redis", "storage_name": "e"}}}}"#
+            )
+        };
+        let server = |json: &str| match one(json).driver {
+            DriverConfig::Redis(redis) => redis.server,
+            _ => panic!("not redis"),
+        };
+        let sentinel = r#""sentinel": {"master_name": "m", "nodes": ["h:26379"]"#;
+        for (fields, refusal) in [
+            (
+                r#""cluster": ["h:1"], "port": 7000"#.to_string(),
+                "ip/port/sentinel each name a server",
+            ),
+            (
+                format!(r#""cluster": ["h:1"], {sentinel}}}"#),
+                "ip/port/sentinel each name a server",
+            ),
+            (
+                r#""cluster": ["h:1"], "dbindex": 1"#.to_string(),
+                "Redis Cluster has only database 0",
+            ),
+            (
+                format!(r#"{sentinel}}}, "port": 6380"#),
+                "ip/port both name a server",
+            ),
+            (
+                format!(r#"{sentinel}, "user": "u"}}, "password": "p""#),
+                "either in the entry or in its sentinel object",
+            ),
+            (
+                format!(r#"{sentinel}, "password": "p"}}, "dbindex": 1"#),
+                "either in the entry or in its sentinel object",
+            ),
+            (
+                format!(r#"{sentinel}, "dbindex": 3}}, "user": "u""#),
+                "either in the entry or in its sentinel object",
+            ),
+        ] {
+            let message = err(&entry(&fields));
+            assert!(message.contains(refusal), "{fields}: {message}");
+        }
+        assert!(matches!(
+            server(&entry(r#""cluster": ["h:1"], "dbindex": 0"#)),
+            RedisServer::Cluster { .. }
+        ));
+        // Credentials in one place or the other, and the largest database.
+        for fields in [
+            format!(r#"{sentinel}, "user": "u", "dbindex": 2147483648}}"#),
+            format!(r#"{sentinel}}}, "user": "u", "dbindex": 2147483648"#),
+        ] {
+            match server(&entry(&fields)) {
+                RedisServer::Sentinel(s) => {
+                    assert_eq!(s.user.as_deref(), Some("u"));
+                    assert_eq!(s.dbindex, 1 << 31);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            server(&entry(
+                r#""ip": "10.1.1.1", "port": 7, "dbindex": 2147483648"#
+            )),
+            RedisServer::Entry {
+                port: 7,
+                dbindex: 2147483648,
+                ..
+            }
+        ));
+
+        // tls_ca_file only with a TLS server: a rediss:// URL, or every seed.
+        let tls = |server: &str| {
+            format!(r#"{{"sessions": {{"driver": "redis", {server}, "tls_ca_file": "/ca.pem"}}}}"#)
+        };
+        assert!(Config::from_json(tls(r#""url": "rediss://h""#).as_bytes()).is_ok());
+        assert!(Config::from_json(
+            tls(r#""cluster": ["rediss://a:1", "rediss://b:2"]"#).as_bytes()
+        )
+        .is_ok());
+        for server in [
+            r#""url": "redis://h""#.to_string(),
+            r#""cluster": ["rediss://a:1", "b:2"]"#.to_string(),
+            format!("{sentinel}}}"),
+        ] {
+            assert!(
+                err(&tls(&server)).contains("needs a TLS server"),
+                "{server}"
+            );
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "redis")]
     fn the_local_cache_has_documented_defaults_and_takes_each_setting() {
         use crate::store::redis::CacheConfig;
         let cache = |extra: &str| match one(&format!(

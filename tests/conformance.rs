@@ -714,6 +714,40 @@ fn a_regenerate_within_a_grace_also_grows_the_version() {
 }
 
 #[test]
+fn a_regenerate_onto_a_live_id_is_refused_and_keeps_both() {
+    on_every_driver("", |s| {
+        use session::store::Outcome;
+        let a = s.create(b"a").unwrap();
+        let b = s.create(b"b").unwrap();
+        for updates in 0..2 {
+            assert_eq!(
+                s.store().regenerate(&a, &b, None).unwrap(),
+                Outcome::Taken,
+                "{}",
+                s.name
+            );
+            assert_eq!(s.get(a.as_bytes()).unwrap(), b"a", "{} {updates}", s.name);
+            assert_eq!(s.get(b.as_bytes()).unwrap(), b"b", "{} {updates}", s.name);
+            s.update(a.as_bytes(), b"a").unwrap();
+        }
+        // And a regenerate to a fresh id still works.
+        let c = s.regenerate(a.as_bytes()).unwrap();
+        assert_eq!(s.get(c.as_bytes()).unwrap(), b"a", "{}", s.name);
+    });
+}
+
+#[test]
+fn a_regenerate_restarts_the_idle_window() {
+    on_every_driver(r#", "idle_timeout": 3"#, |s| {
+        let id = s.create(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(1300));
+        let new = s.regenerate(id.as_bytes()).unwrap();
+        let left = s.ttl(new.as_bytes()).unwrap();
+        assert!(left > Duration::from_millis(2500), "{}: {left:?}", s.name);
+    });
+}
+
+#[test]
 fn update_if_writes_only_the_version_it_read() {
     on_every_driver("", |s| {
         let id = s.create(b"one").unwrap();

@@ -759,6 +759,8 @@ impl FileStore {
         let mut buf = Vec::new();
         let mut attempt = 0;
         while attempt <= OPTIMISTIC_READS {
+            // cargo-mutants: `!=` for `==` takes the shared lock on the first reads
+            // instead of the last: slower under writers, the same answers.
             let locked = attempt == OPTIMISTIC_READS;
             if locked {
                 self.lock(&file, libc::LOCK_SH)?;
@@ -784,6 +786,9 @@ impl FileStore {
                     return Ok(Some((data, desc)));
                 }
                 // Renamed to another id by a regenerate: wait for it under the lock.
+                // cargo-mutants: `false` for the guard, like `||` for the `&&`
+                // below, is equivalent: recover waits under the exclusive lock for
+                // a regenerate in flight and finds the file renamed away.
                 Some(_) if !locked => attempt = OPTIMISTIC_READS,
                 Some(_) => {
                     if self.is_foreign(id, &file, &buf) {
@@ -1228,6 +1233,9 @@ impl Store for FileStore {
             let renamed = sys::rename_noreplace(self.dir(), Name::of(old).c(), Name::of(new).c());
             if let Err(err) = renamed {
                 // Give the file back to the old id before anyone sees it missing.
+                // cargo-mutants: a lower seq (`-`, `*`, or none) leaves the re-tagged
+                // descriptor newest under the old name, which the next call restores
+                // as after a kill (recover_regenerate): the same answers.
                 let back = Descriptor {
                     seq: live.seq + 2,
                     ..live

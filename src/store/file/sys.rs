@@ -305,7 +305,9 @@ impl DirStream {
     pub fn open(dir: RawFd) -> io::Result<DirStream> {
         // SAFETY: a new descriptor for the same directory.
         // cargo-mutants: `&` for the first `|` drops only O_DIRECTORY, and "." is
-        // a directory anyway.
+        // a directory anyway; for the second, it drops O_CLOEXEC as well, which
+        // fdopendir then sets: only a fork and exec by another thread in between
+        // could tell.
         let fd = syscall(|| unsafe {
             libc::openat(
                 dir,
