@@ -864,3 +864,58 @@ fn a_process_that_may_not_write_the_directory_gets_errors_never_a_silent_success
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
     assert_eq!(s.count().unwrap(), 1);
 }
+
+#[test]
+fn an_owner_index_entry_that_cannot_be_removed_is_an_error() {
+    use session::seal::OwnerTag;
+    use session::SessionId;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("stores");
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        dir.path().display()
+    );
+    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    // An entry of a session that never came, written an hour ago: the next read
+    // of the owner removes it.
+    let tag = OwnerTag::plain("9");
+    let stale = SessionId::generate().unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    s.store()
+        .index_add(&tag, &stale, now + 60_000_000_000)
+        .unwrap();
+    // A child that may read the index but not write it: nobody (for root), with
+    // the directories opened to reading; or this user with them read-only.
+    let sessions = dir.path().join("sessions");
+    let owner_dir = sessions.join("owners").join(tag.as_str());
+    let root = unsafe { libc::geteuid() } == 0;
+    let mode = if root { 0o755 } else { 0o555 };
+    for path in [&sessions, &sessions.join("owners"), &owner_dir] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        if root && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 } {
+            unsafe { libc::_exit(2) };
+        }
+        let ok = matches!(s.list_owner(b"9"), Err(session::Error { code: SessionError::StorageUnavailable, message })
+            if message.contains("Permission denied"));
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    for path in [&sessions, &sessions.join("owners"), &owner_dir] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status}"
+    );
+    assert!(s.list_owner(b"9").unwrap().is_empty());
+    assert!(s.store().index_list(&tag).unwrap().is_empty());
+}

@@ -1243,7 +1243,9 @@ impl Store for FileStore {
                 self.write_descriptor(file, 1 - slot, &back)?;
                 match err.kind() {
                     io::ErrorKind::AlreadyExists => return Ok(Outcome::Taken),
-                    // Destroyed (unlinked) while we held its lock.
+                    // Destroyed (unlinked) while we held its lock. cargo-mutants:
+                    // without this arm it is an error instead; no test can place
+                    // a destroy between this lock and the rename.
                     io::ErrorKind::NotFound => return Ok(Outcome::Missing),
                     _ => {}
                 }
@@ -1403,6 +1405,9 @@ impl FileStore {
     }
 
     fn index_subdir(&self, parent: RawFd, name: &CStr, create: bool) -> Result<Option<File>> {
+        // cargo-mutants: `&` for `|` drops O_DIRECTORY, so a file planted here
+        // fails at the listing rather than here (same code); the mkdir guards
+        // cover two creators racing, and the fsync only shows after a power loss.
         for _ in 0..3 {
             match sys::open_at(parent, name, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
                 Ok(dir) => return Ok(Some(dir)),
@@ -1430,6 +1435,10 @@ impl FileStore {
             return Ok(());
         };
         let root = root.as_raw_fd();
+        // cargo-mutants: `||` for `&&` in the name filter, or `&` for `|` in the
+        // flags, differ only for names the driver never writes there (then
+        // pruned, or failing to open and passed over); `*=` for `+=` below only
+        // tries an rmdir that fails on a directory still in use.
         let mut owners: Vec<CString> = Vec::new();
         let listed = sys::DirStream::open(root).and_then(|mut names| {
             names.for_each(|name| {
