@@ -23,6 +23,36 @@ fn file_sessions(root: &Path, lifetime_secs: u64) -> Sessions {
     Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap()
 }
 
+/// The file driver with an owner index on `user_id`.
+fn owner_sessions(root: &Path) -> Sessions {
+    let json = format!(
+        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
+            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
+        root.display()
+    );
+    Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap()
+}
+
+/// Runs `check` in a forked child (for what changes the whole process: its user,
+/// its limits) and tells whether it returned true there.
+fn in_child(check: impl FnOnce() -> bool) -> bool {
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let ok = check();
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+/// In a forked child: root becomes nobody (permissions then bind); another user
+/// stays itself. False when root could not drop.
+fn drop_root() -> bool {
+    unsafe { libc::geteuid() != 0 || (libc::setgid(65534) == 0 && libc::setuid(65534) == 0) }
+}
+
 /// A payload whose every byte repeats its first, with a length that depends on it:
 /// a torn or mixed read is visible.
 fn payload(round: usize) -> Vec<u8> {
@@ -491,12 +521,7 @@ fn the_owner_index_is_files_0600_in_0700_directories_and_remove_expired_prunes_i
 #[test]
 fn destroy_removes_a_damaged_file_also_with_an_owner_index() {
     let dir = TempDir::new("stores");
-    let json = format!(
-        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
-            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
-        dir.path().display()
-    );
-    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    let s = owner_sessions(dir.path());
     let id = s.create(b"{\"user_id\":1,\"x\":\"abcdefgh\"}").unwrap();
     let path = dir.path().join("sessions").join(id.as_str());
     let mut bytes = std::fs::read(&path).unwrap();
@@ -518,12 +543,7 @@ fn destroy_removes_a_damaged_file_also_with_an_owner_index() {
 #[test]
 fn a_damaged_file_or_a_create_in_flight_never_fails_the_owner_calls() {
     let dir = TempDir::new("stores");
-    let json = format!(
-        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
-            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
-        dir.path().display()
-    );
-    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
+    let s = owner_sessions(dir.path());
     let damaged = s.create(b"{\"user_id\":42,\"n\":1}").unwrap();
     let intact = s.create(b"{\"user_id\":42,\"n\":2}").unwrap();
     let path = dir.path().join("sessions").join(damaged.as_str());
@@ -761,9 +781,7 @@ fn a_process_out_of_descriptors_gets_an_unavailable_store_not_a_missing_session(
     let s = file_sessions(dir.path(), 3600);
     let id = s.create(b"kept").unwrap();
     // In a child: every descriptor taken, then a get and a create.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
+    assert!(in_child(|| {
         let rl = libc::rlimit {
             rlim_cur: 256,
             rlim_max: 256,
@@ -774,13 +792,9 @@ fn a_process_out_of_descriptors_gets_an_unavailable_store_not_a_missing_session(
             matches!(result, Err(session::Error { code: SessionError::StorageUnavailable, message })
                 if message.contains("Too many open files"))
         };
-        let ok = out_of_descriptors(s.get(id.as_bytes()).map(|_| ()))
-            && out_of_descriptors(s.create(b"new").map(|_| ()));
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        out_of_descriptors(s.get(id.as_bytes()).map(|_| ()))
+            && out_of_descriptors(s.create(b"new").map(|_| ()))
+    }));
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
 }
 
@@ -841,26 +855,15 @@ fn a_process_that_may_not_write_the_directory_gets_errors_never_a_silent_success
     if !root {
         std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o500)).unwrap();
     }
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        if root && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 } {
-            unsafe { libc::_exit(2) };
-        }
+    let denied_in_child = in_child(|| {
         let denied = |result: session::Result<()>| {
             matches!(result, Err(session::Error { code: SessionError::StorageUnavailable, message })
                 if message.contains("Permission denied"))
         };
-        let ok = denied(s.destroy(id.as_bytes())) && denied(s.create(b"new").map(|_| ()));
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        drop_root() && denied(s.destroy(id.as_bytes())) && denied(s.create(b"new").map(|_| ()))
+    });
     std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700)).unwrap();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status}"
-    );
+    assert!(denied_in_child);
     assert_eq!(s.get(id.as_bytes()).unwrap(), b"kept");
     assert_eq!(s.count().unwrap(), 1);
 }
@@ -871,14 +874,9 @@ fn an_owner_index_entry_that_cannot_be_removed_is_an_error() {
     use session::SessionId;
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("stores");
-    let json = format!(
-        r#"{{"sessions": {{"driver": "storage", "storage_name": "s", "owner_key": "user_id"}},
-            "storages": {{"s": {{"type": "filesystem", "root": "{}"}}}}}}"#,
-        dir.path().display()
-    );
-    let s = Sessions::open(&Config::from_json(json.as_bytes()).unwrap()).unwrap();
-    // An entry of a session that never came, written an hour ago: the next read
-    // of the owner removes it.
+    let s = owner_sessions(dir.path());
+    // An entry of a session that never came, with a bound (a minute from now)
+    // that tells it was written long ago: the next read of the owner removes it.
     let tag = OwnerTag::plain("9");
     let stale = SessionId::generate().unwrap();
     let now = SystemTime::now()
@@ -897,25 +895,15 @@ fn an_owner_index_entry_that_cannot_be_removed_is_an_error() {
     for path in [&sessions, &sessions.join("owners"), &owner_dir] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        if root && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 } {
-            unsafe { libc::_exit(2) };
-        }
-        let ok = matches!(s.list_owner(b"9"), Err(session::Error { code: SessionError::StorageUnavailable, message })
-            if message.contains("Permission denied"));
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let denied_in_child = in_child(|| {
+        drop_root()
+            && matches!(s.list_owner(b"9"), Err(session::Error { code: SessionError::StorageUnavailable, message })
+                if message.contains("Permission denied"))
+    });
     for path in [&sessions, &sessions.join("owners"), &owner_dir] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status}"
-    );
+    assert!(denied_in_child);
     assert!(s.list_owner(b"9").unwrap().is_empty());
     assert!(s.store().index_list(&tag).unwrap().is_empty());
 }
