@@ -103,6 +103,16 @@ fn code<T: std::fmt::Debug>(result: session::Result<T>) -> SessionError {
     result.expect_err("expected an error").code
 }
 
+/// The ids in the store's owner index under `tag`.
+fn index_ids(s: &Sessions, tag: &session::seal::OwnerTag) -> Vec<SessionId> {
+    s.store()
+        .index_list(tag)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
 fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -1139,13 +1149,7 @@ fn reading_an_owner_drops_old_entries_of_missing_sessions_and_keeps_young_ones()
         s.store().index_add(&tag, &old, now + old_span).unwrap();
         let live = s.create(b"{\"user_id\":5}").unwrap();
         assert_eq!(s.list_owner(b"5").unwrap(), [live], "{}", s.name);
-        let mut left: Vec<SessionId> = s
-            .store()
-            .index_list(&tag)
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let mut left = index_ids(s, &tag);
         left.sort_unstable_by_key(|id| *id.as_bytes());
         let mut expect = vec![young, live];
         expect.sort_unstable_by_key(|id| *id.as_bytes());
@@ -1352,14 +1356,7 @@ fn max_sessions_per_owner_also_holds_when_a_write_sets_the_owner() {
             assert_eq!(s.list_owner(b"1").unwrap(), ids[2..].to_vec(), "{}", s.name);
             // A destroyed session leaves the index at once.
             s.destroy(ids[3].as_bytes()).unwrap();
-            let tag = session::seal::OwnerTag::plain("1");
-            let entries: Vec<SessionId> = s
-                .store()
-                .index_list(&tag)
-                .unwrap()
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
+            let entries = index_ids(s, &session::seal::OwnerTag::plain("1"));
             assert!(!entries.contains(&ids[3]), "{}", s.name);
         },
     );

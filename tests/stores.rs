@@ -257,36 +257,69 @@ fn file_expiry_is_judged_from_the_mtime_and_checked_under_lock() {
     assert!(sessions.join("README").exists());
 }
 
-#[test]
-fn a_torn_update_leaves_the_old_version_and_damage_is_corrupt() {
-    let dir = TempDir::new("stores");
-    let s = file_sessions(dir.path(), 3600);
-    let (one, two) = (&b"version one"[..], &b"version two, longer"[..]);
+/// One damage of a session file: 7 bytes flipped from `cut`, as a write cut short
+/// or a bad sector would leave them, and which versions it leaves whole.
+struct Damage {
+    cut: usize,
+    bytes: Vec<u8>,
+    new_intact: bool,
+    old_intact: bool,
+    /// Some descriptor still checks out (its data may not).
+    a_descriptor_intact: bool,
+}
+
+/// A session written as `one`, then `two`: its id, its file, the file's bytes and
+/// the damages from every `step`-th offset. The layout after create + update:
+/// slot 0 names version one, slot 1 version two; the data areas follow the
+/// 144-byte header in that order.
+fn two_versions_and_their_damages(
+    s: &Sessions,
+    dir: &Path,
+    (one, two): (&[u8], &[u8]),
+    step: usize,
+) -> (session::SessionId, std::path::PathBuf, Vec<u8>, Vec<Damage>) {
     let id = s.create(one).unwrap();
     s.update(id.as_bytes(), two).unwrap();
-    let path = dir.path().join("sessions").join(id.as_str());
+    let path = dir.join("sessions").join(id.as_str());
     let good = std::fs::read(&path).unwrap();
-    // The layout after create + update: slot 0 names version one, slot 1 version
-    // two; the data areas follow the 144-byte header in that order.
     let (desc0, desc1) = (0..72, 72..144);
     let old_data = 144..144 + one.len();
     let new_data = old_data.end..old_data.end + two.len();
     assert_eq!(good.len(), new_data.end);
     let overlaps = |cut: usize, r: &std::ops::Range<usize>| cut < r.end && cut + 7 > r.start;
-    // Every damage (7 bytes from each offset), as a write cut short or a bad sector
-    // would leave it, yields the version that is still intact, never garbage.
-    for cut in 0..good.len() {
-        let mut damaged = good.clone();
-        for byte in damaged.iter_mut().skip(cut).take(7) {
-            *byte ^= 0x5a;
-        }
-        std::fs::write(&path, &damaged).unwrap();
-        let new_intact = !overlaps(cut, &desc1) && !overlaps(cut, &new_data);
-        let old_intact = !overlaps(cut, &desc0) && !overlaps(cut, &old_data);
+    let damages = (0..good.len())
+        .step_by(step)
+        .map(|cut| {
+            let mut bytes = good.clone();
+            for byte in bytes.iter_mut().skip(cut).take(7) {
+                *byte ^= 0x5a;
+            }
+            Damage {
+                cut,
+                bytes,
+                new_intact: !overlaps(cut, &desc1) && !overlaps(cut, &new_data),
+                old_intact: !overlaps(cut, &desc0) && !overlaps(cut, &old_data),
+                a_descriptor_intact: !overlaps(cut, &desc0) || !overlaps(cut, &desc1),
+            }
+        })
+        .collect();
+    (id, path, good, damages)
+}
+
+#[test]
+fn a_torn_update_leaves_the_old_version_and_damage_is_corrupt() {
+    let dir = TempDir::new("stores");
+    let s = file_sessions(dir.path(), 3600);
+    let (one, two) = (&b"version one"[..], &b"version two, longer"[..]);
+    let (id, path, good, damages) = two_versions_and_their_damages(&s, dir.path(), (one, two), 1);
+    // Every damage yields the version that is still intact, never garbage.
+    for damage in damages {
+        let cut = damage.cut;
+        std::fs::write(&path, &damage.bytes).unwrap();
         let got = s.get(id.as_bytes());
-        if new_intact {
+        if damage.new_intact {
             assert_eq!(got.unwrap(), two, "damage at {cut}");
-        } else if old_intact {
+        } else if damage.old_intact {
             // Only the older version checks out: it must be found (the reader falls
             // back to it under the shared lock).
             assert_eq!(
@@ -294,7 +327,7 @@ fn a_torn_update_leaves_the_old_version_and_damage_is_corrupt() {
                 one,
                 "damage at {cut}: no fallback to the intact older version"
             );
-        } else if !overlaps(cut, &desc0) || !overlaps(cut, &desc1) {
+        } else if damage.a_descriptor_intact {
             // A descriptor is intact but its data is not: damage, not a miss.
             assert_eq!(
                 got.unwrap_err().code,
@@ -318,26 +351,11 @@ fn a_write_after_damage_builds_on_the_intact_version_or_reports_it() {
     let dir = TempDir::new("stores");
     let s = file_sessions(dir.path(), 3600);
     let (one, two) = (&br#"{"v":"one"}"#[..], &br#"{"v":"two, longer"}"#[..]);
-    let id = s.create(one).unwrap();
-    s.update(id.as_bytes(), two).unwrap();
-    let path = dir.path().join("sessions").join(id.as_str());
-    let good = std::fs::read(&path).unwrap();
-    // The layout of a_torn_update_leaves_the_old_version_and_damage_is_corrupt.
-    let (desc0, desc1) = (0..72, 72..144);
-    let old_data = 144..144 + one.len();
-    let new_data = old_data.end..old_data.end + two.len();
-    assert_eq!(good.len(), new_data.end);
-    let overlaps = |cut: usize, r: &std::ops::Range<usize>| cut < r.end && cut + 7 > r.start;
-    for cut in (0..good.len()).step_by(3) {
-        let mut damaged = good.clone();
-        for byte in damaged.iter_mut().skip(cut).take(7) {
-            *byte ^= 0x5a;
-        }
-        let new_intact = !overlaps(cut, &desc1) && !overlaps(cut, &new_data);
-        let old_intact = !overlaps(cut, &desc0) && !overlaps(cut, &old_data);
-        let some_descriptor = !overlaps(cut, &desc0) || !overlaps(cut, &desc1);
+    let (id, path, _, damages) = two_versions_and_their_damages(&s, dir.path(), (one, two), 3);
+    for damage in damages {
+        let cut = damage.cut;
         for write in ["update", "set_value", "touch then update"] {
-            std::fs::write(&path, &damaged).unwrap();
+            std::fs::write(&path, &damage.bytes).unwrap();
             let after = format!("{{\"after\":\"{write} at {cut}\"}}");
             let result = match write {
                 "update" => s.update(id.as_bytes(), after.as_bytes()),
@@ -347,11 +365,11 @@ fn a_write_after_damage_builds_on_the_intact_version_or_reports_it() {
                     .and_then(|()| s.update(id.as_bytes(), after.as_bytes())),
             };
             let at = format!("{write}, damage at {cut}");
-            if new_intact || old_intact {
+            if damage.new_intact || damage.old_intact {
                 result.unwrap_or_else(|e| panic!("{at}: {e:?}"));
                 if write == "set_value" {
                     // Built on the intact version: the newest one that is whole.
-                    let v: &[u8] = if new_intact {
+                    let v: &[u8] = if damage.new_intact {
                         b"\"two, longer\""
                     } else {
                         b"\"one\""
@@ -368,7 +386,7 @@ fn a_write_after_damage_builds_on_the_intact_version_or_reports_it() {
                 // And the next write too: the new version is the newest.
                 s.update(id.as_bytes(), b"next").unwrap();
                 assert_eq!(s.get(id.as_bytes()).unwrap(), b"next", "{at}");
-            } else if some_descriptor {
+            } else if damage.a_descriptor_intact {
                 assert_eq!(result.unwrap_err().code, SessionError::Corrupt, "{at}");
             } else {
                 assert_eq!(result.unwrap_err().code, SessionError::NotFound, "{at}");
