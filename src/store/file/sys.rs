@@ -480,11 +480,14 @@ mod tests {
     #[test]
     fn writable_needs_write_and_search_permission() {
         let dir = Scratch::new("writable");
+        // Searchable by nobody whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(writable(&c_path(&dir.0)).is_ok());
         assert!(writable(&dir.c("missing")).is_err());
-        // Owned by this process's user (root or not), and open to nobody else: a
-        // process of another user (nobody) may not write in it, nor search it.
-        use std::os::unix::fs::PermissionsExt;
+        // Directories of this user in each mode, checked in a child: as nobody
+        // when the tests run as root (the "others" bits then decide), as this
+        // user otherwise (the owner's bits). Writable needs write and search.
         for mode in [0o500, 0o755, 0o733, 0o766] {
             let sub = dir.0.join(format!("m{mode:o}"));
             std::fs::create_dir(&sub).unwrap();
@@ -492,7 +495,6 @@ mod tests {
             let path = c_path(&sub);
             // SAFETY: geteuid cannot fail.
             let other = unsafe { libc::geteuid() } == 0;
-            // Write and search for others (0733 for nobody) is the only writable mode.
             let expect = if other {
                 mode == 0o733
             } else {
