@@ -2460,3 +2460,46 @@ impl Drop for RedisStore {
         self.pool.lock().adopt(std::process::id());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_debugs_as_stars() {
+        let secret = Secret("hunter2".into());
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        let server = RedisServer::Url(Secret("redis://u:hunter2@h:1".into()));
+        assert!(!format!("{server:?}").contains("hunter2"));
+        assert!(format!("{server:?}").contains("Secret(***)"));
+    }
+
+    #[test]
+    fn a_cluster_is_named_by_its_first_seed_without_credentials() {
+        let nodes =
+            |urls: &[&str]| -> Vec<Secret> { urls.iter().map(|u| Secret(u.to_string())).collect() };
+        assert_eq!(cluster_name(&nodes(&["redis://h1:7000"])), "(seed h1:7000)");
+        assert_eq!(
+            cluster_name(&nodes(&[
+                "rediss://user:pw@h1:7000/0",
+                "redis://h2:7001",
+                "h3:7002"
+            ])),
+            "(seeds h1:7000 and 2 more)"
+        );
+        assert_eq!(cluster_name(&nodes(&["redis://:p@w@h:1"])), "(seed h:1)");
+    }
+
+    #[test]
+    fn server_tags_are_never_zero_and_tell_addresses_apart() {
+        let tags: std::collections::HashSet<u64> = (1..=20u16)
+            .map(|port| server_tag(&("10.0.0.1".to_string(), port)))
+            .collect();
+        assert_eq!(tags.len(), 20);
+        assert!(!tags.contains(&0));
+        assert_eq!(
+            server_tag(&("h".to_string(), 1)),
+            server_tag(&("h".to_string(), 1))
+        );
+    }
+}
