@@ -2491,6 +2491,13 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_error_is_told_by_its_kind_without_the_url() {
+        let err = redis::Client::open("redis://user:hunter2@h:notaport").unwrap_err();
+        let text = kind_only(&err);
+        assert_eq!(text, "InvalidClientConfig");
+    }
+
+    #[test]
     fn server_tags_are_never_zero_and_tell_addresses_apart() {
         let tags: std::collections::HashSet<u64> = (1..=20u16)
             .map(|port| server_tag(&("10.0.0.1".to_string(), port)))
