@@ -2498,6 +2498,24 @@ mod tests {
     }
 
     #[test]
+    fn a_store_on_one_server_is_named_by_its_address_and_database() {
+        let name = |url: &str| {
+            let json = format!(r#"{{"sessions": {{"driver": "redis", "url": "{url}"}}}}"#);
+            let config = crate::config::Config::from_json(json.as_bytes()).unwrap();
+            match &config.store(None).unwrap().driver {
+                crate::store::DriverConfig::Redis(redis) => RedisStore::fixed(redis).unwrap().1,
+                _ => panic!("not redis"),
+            }
+        };
+        assert_eq!(name("redis://u:pw@h:6379/2"), "redis h:6379 db 2");
+        assert_eq!(name("rediss://h:6380/1"), "redis TLS h:6380 db 1");
+        assert_eq!(
+            name("unix:///tmp/r.sock?db=3"),
+            "redis unix:/tmp/r.sock db 3"
+        );
+    }
+
+    #[test]
     fn server_tags_are_never_zero_and_tell_addresses_apart() {
         let tags: std::collections::HashSet<u64> = (1..=20u16)
             .map(|port| server_tag(&("10.0.0.1".to_string(), port)))
