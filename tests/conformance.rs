@@ -1101,12 +1101,7 @@ fn invalid_utf8_in_another_member_leaves_the_owner_index_and_per_key_calls_worki
 #[test]
 fn an_owner_index_entry_outlives_its_session_by_the_slack() {
     on_every_driver(r#", "owner_key": "user_id", "max_lifetime": 3600"#, |s| {
-        let now = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        };
+        let now = session::store::now_ns;
         let before = now();
         let id = s.create(b"{\"user_id\":7}").unwrap();
         let after = now();
@@ -1133,10 +1128,7 @@ fn reading_an_owner_drops_old_entries_of_missing_sessions_and_keeps_young_ones()
     on_every_driver(r#", "owner_key": "user_id", "max_lifetime": 3600"#, |s| {
         use session::sessions::{INDEX_SLACK, INDEX_YOUNG};
         let tag = session::seal::OwnerTag::plain("5");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let now = session::store::now_ns();
         let span = (3600 + INDEX_SLACK.as_secs()) * 1_000_000_000;
         let young_span = span - INDEX_YOUNG.as_nanos() as u64 + 10_000_000_000;
         let old_span = span - INDEX_YOUNG.as_nanos() as u64 - 10_000_000_000;

@@ -424,11 +424,7 @@ fn remove_expired_judges_ended_files_by_fstatat_and_leaves_the_rest() {
     let path = sessions.join(live.as_str());
     let old = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let hour_ago = libc::timespec {
-        tv_sec: (SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            - 3600) as libc::time_t,
+        tv_sec: (session::store::now_ns() / 1_000_000_000 - 3600) as libc::time_t,
         tv_nsec: 0,
     };
     let times = [hour_ago, hour_ago];
@@ -503,10 +499,7 @@ fn the_owner_index_is_files_0600_in_0700_directories_and_remove_expired_prunes_i
     let s = file_sessions(dir.path(), 3600);
     let store = s.store();
     let (kept, ended) = (OwnerTag::plain("kept"), OwnerTag::plain("ended"));
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = session::store::now_ns();
     let a = SessionId::generate().unwrap();
     let b = SessionId::generate().unwrap();
     store.index_add(&kept, &a, now + 3_600_000_000_000).unwrap();
@@ -897,10 +890,7 @@ fn an_owner_index_entry_that_cannot_be_removed_is_an_error() {
     // that tells it was written long ago: the next read of the owner removes it.
     let tag = OwnerTag::plain("9");
     let stale = SessionId::generate().unwrap();
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = session::store::now_ns();
     s.store()
         .index_add(&tag, &stale, now + 60_000_000_000)
         .unwrap();
